@@ -1,0 +1,110 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "satellite-lite",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "satellite-lite", targets: ["satellite-lite"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // System libraries. Each folder holds a module map and a header of typed, prefixed shims.
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        // Debian 12's libmbedtls-dev ships no pkg-config file: the module map links mbedcrypto.
+        .systemLibrary(
+            name: "CMbedTLS",
+            providers: [.apt(["libmbedtls-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(
+            name: "SatelliteConfig",
+            dependencies: ["TinyRegistry"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TinyRegistry",
+            dependencies: [
+                "CMbedTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Sync",
+            dependencies: [
+                "CCurl",
+                "CZlib",
+                "TinyRegistry",
+                "SatelliteConfig",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Hooks",
+            dependencies: [
+                "SatelliteConfig",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "satellite-lite",
+            dependencies: [
+                "TinyRegistry",
+                "Sync",
+                "Hooks",
+                "SatelliteConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TestSupport",
+            dependencies: [],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SatelliteConfigTests",
+            dependencies: ["SatelliteConfig"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TinyRegistryTests",
+            dependencies: [
+                "TinyRegistry", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,250 @@
+import TinyRegistry
+
+/// The satellite-lite config file (JSON), exactly as ../shared/DESIGN.md specifies it.
+///
+/// Optional values are the ones the user may leave out; the hardware profile supplies the
+/// rest (see ``Settings``).
+public struct ConfigFile: Sendable, Equatable {
+    /// A profile name from hw-profiles/, a path to a profile file, or "auto".
+    public var profile: String = "auto"
+    public var storage = Storage()
+    public var registry = Registry()
+    public var upstream: Upstream?
+    public var state = State()
+    public var sync = Sync()
+    public var hooks: [Hook] = []
+
+    public struct Storage: Sendable, Equatable {
+        public var path: String = "./satellite-data"
+        public var quota: StorageAmount?
+    }
+
+    public struct Registry: Sendable, Equatable {
+        public var listen = ListenAddress(host: "127.0.0.1", port: 5000)
+        public var maxConnections: Int?
+    }
+
+    public struct Upstream: Sendable, Equatable {
+        public var url: String
+        public var username: String?
+        public var passwordFile: String?
+        /// Name of an environment variable holding the password (instead of a file).
+        public var passwordEnv: String?
+        public var caFile: String?
+        public var insecure: Bool = false
+    }
+
+    public struct State: Sendable, Equatable {
+        public var images: [ImageReference] = []
+        /// A Harbor Satellite state artifact, `satellite/satellite-state/NAME/state:latest`.
+        public var artifact: String?
+        /// A JSON file listing images in the same form as `images`.
+        public var file: String?
+        /// Nanoseconds between sync passes in `run`.
+        public var interval: Int64 = 5 * 60 * 1_000_000_000
+    }
+
+    public struct Sync: Sendable, Equatable {
+        /// Bytes per second over all transfers; nil takes the profile's default, 0 is unlimited.
+        public var bandwidth: Int64?
+        public var concurrency: Int?
+    }
+
+    public struct Hook: Sendable, Equatable {
+        public var on: Event
+        /// A glob on the repository or `repository:tag`; nil matches everything.
+        public var match: String?
+        public var run: String
+        /// nil takes the profile's hook timeout.
+        public var timeout: Int64?
+    }
+
+    public enum Event: String, Sendable, CaseIterable {
+        case imageUpdated = "image-updated"
+        case imageRemoved = "image-removed"
+        case syncCompleted = "sync-completed"
+        case syncFailed = "sync-failed"
+        case gcCompleted = "gc-completed"
+    }
+
+    public init() {}
+}
+
+/// `host:port` of the registry listener.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses "0.0.0.0:5000", "[::1]:5000" or ":5000" (all interfaces).
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = String(host.dropFirst().dropLast())
+        }
+        if host.isEmpty { host = "0.0.0.0" }
+        guard !host.contains(where: { $0.isWhitespace || $0 == "/" }) else { return nil }
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+extension ConfigFile {
+    /// Parses and validates a config document. Unknown keys are errors naming their path.
+    public init(json: JSONValue) throws {
+        self.init()
+        var root = try ObjectReader(json, path: "")
+        if let profile = try root.string("profile") {
+            guard !profile.isEmpty else { throw ConfigError(path: "profile", message: "must not be empty") }
+            self.profile = profile
+        }
+        if var reader = try root.object("storage") {
+            if let path = try reader.string("path") {
+                guard !path.isEmpty else { throw ConfigError(path: "storage.path", message: "must not be empty") }
+                storage.path = path
+            }
+            storage.quota = try reader.sizeOrShare("quota")
+            try reader.finish()
+        }
+        if var reader = try root.object("registry") {
+            if let text = try reader.string("listen") {
+                guard let address = ListenAddress(text) else {
+                    throw ConfigError(
+                        path: "registry.listen",
+                        message: "\"\(text)\" is not host:port; write e.g. \"127.0.0.1:5000\" or \"0.0.0.0:5000\"")
+                }
+                registry.listen = address
+            }
+            registry.maxConnections = try reader.integer("maxConnections", range: 1...65536).map { Int($0) }
+            try reader.finish()
+        }
+        if var reader = try root.object("upstream") {
+            guard let url = try reader.string("url") else {
+                throw ConfigError(path: "upstream.url", message: "is required when upstream is set")
+            }
+            guard UpstreamURL(url) != nil else {
+                throw ConfigError(
+                    path: "upstream.url",
+                    message: "\"\(url)\" is not an http:// or https:// URL of a registry host, e.g. \"https://harbor.example.com\"")
+            }
+            var upstream = Upstream(url: url)
+            upstream.username = try reader.string("username")
+            upstream.passwordFile = try reader.string("passwordFile")
+            upstream.passwordEnv = try reader.string("passwordEnv")
+            upstream.caFile = try reader.string("caFile")
+            upstream.insecure = try reader.bool("insecure") ?? false
+            if upstream.passwordFile != nil, upstream.passwordEnv != nil {
+                throw ConfigError(path: "upstream.passwordEnv", message: "set either passwordFile or passwordEnv, not both")
+            }
+            if upstream.username == nil, upstream.passwordFile != nil || upstream.passwordEnv != nil {
+                throw ConfigError(path: "upstream.username", message: "is required when a password is configured")
+            }
+            self.upstream = upstream
+            try reader.finish()
+        }
+        if var reader = try root.object("state") {
+            if let images = try reader.stringArray("images") {
+                state.images = try images.enumerated().map { index, text in
+                    guard let reference = ImageReference(text) else {
+                        throw ConfigError(
+                            path: "state.images[\(index)]",
+                            message: "\"\(text)\" is not a repository path with :tag or @sha256:digest, e.g. \"library/nginx:1.27\"")
+                    }
+                    return reference
+                }
+            }
+            state.artifact = try reader.string("artifact")
+            state.file = try reader.string("file")
+            if let interval = try reader.duration("interval") {
+                guard interval >= 1_000_000_000 else {
+                    throw ConfigError(path: "state.interval", message: "must be at least 1s")
+                }
+                state.interval = interval
+            }
+            let sources = [!state.images.isEmpty, state.artifact != nil, state.file != nil].filter { $0 }.count
+            if sources > 1 {
+                throw ConfigError(path: "state", message: "set only one of images, artifact and file")
+            }
+            if let artifact = state.artifact, ImageReference(artifact) == nil {
+                throw ConfigError(
+                    path: "state.artifact",
+                    message: "\"\(artifact)\" is not a repository path with a tag, e.g. \"satellite/satellite-state/edge-01/state:latest\"")
+            }
+            try reader.finish()
+        }
+        if var reader = try root.object("sync") {
+            sync.bandwidth = try reader.rate("bandwidth")
+            sync.concurrency = try reader.integer("concurrency", range: 1...32).map { Int($0) }
+            try reader.finish()
+        }
+        if let items = try root.array("hooks") {
+            hooks = try items.enumerated().map { index, item in
+                var reader = try ObjectReader(item, path: "hooks[\(index)]")
+                guard let on = try reader.string("on") else {
+                    throw ConfigError(path: reader.keyPath("on"), message: "is required")
+                }
+                guard let event = Event(rawValue: on) else {
+                    throw ConfigError(
+                        path: reader.keyPath("on"),
+                        message: "\"\(on)\" is not an event; use one of \(Event.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                guard let run = try reader.string("run"), !run.isEmpty else {
+                    throw ConfigError(path: reader.keyPath("run"), message: "is required: the shell command to run")
+                }
+                let hook = Hook(on: event, match: try reader.string("match"), run: run, timeout: try reader.duration("timeout"))
+                try reader.finish()
+                return hook
+            }
+        }
+        try root.finish()
+        if upstream == nil, !state.images.isEmpty || state.artifact != nil || state.file != nil {
+            throw ConfigError(path: "upstream", message: "a desired state is set but no upstream to sync it from")
+        }
+    }
+
+    /// Parses config text; `source` names the file in error messages.
+    public init(text: String, source: String) throws {
+        try self.init(json: JSONValue.parse(Array(text.utf8), source: source))
+    }
+
+    /// The embedded default: store in ./satellite-data, listen on 127.0.0.1:5000, the profile
+    /// detected for this machine, no upstream (serve only).
+    public static let embeddedDefault = ConfigFile()
+}
+
+/// The parts of `upstream.url` the sync client needs.
+public struct UpstreamURL: Sendable, Equatable {
+    public var scheme: String
+    /// host[:port], as it appears in the URL.
+    public var authority: String
+
+    public init?(_ text: String) {
+        let lower = text.lowercased()
+        let scheme: String
+        if lower.hasPrefix("https://") {
+            scheme = "https"
+        } else if lower.hasPrefix("http://") {
+            scheme = "http"
+        } else {
+            return nil
+        }
+        var rest = text.dropFirst(scheme.count + 3)
+        while rest.hasSuffix("/") { rest = rest.dropLast() }
+        guard !rest.isEmpty, !rest.contains("/"), !rest.contains("@"), !rest.contains(where: \.isWhitespace) else {
+            return nil
+        }
+        self.scheme = scheme
+        self.authority = String(rest)
+    }
+
+    public var base: String { "\(scheme)://\(authority)" }
+}
