@@ -1,0 +1,88 @@
+import CMbedTLS
+
+/// Streaming content hashing: feed bytes as they arrive, then take the digest.
+///
+/// sha256 is what every image uses; sha512 is supported because the OCI spec allows it.
+/// The backend is mbedTLS (the only crypto in the static binary).
+///
+/// A hasher is used by one transfer at a time: the store serialises every operation on an
+/// upload or download, so it may move between threads but is never touched by two at once.
+public final class ContentHasher: @unchecked Sendable {
+    public let algorithm: Digest.Algorithm
+    private let state: State
+
+    private enum State {
+        case sha256(UnsafeMutablePointer<mbedtls_sha256_context>)
+        case sha512(UnsafeMutablePointer<mbedtls_sha512_context>)
+    }
+
+    public init(_ algorithm: Digest.Algorithm = .sha256) {
+        self.algorithm = algorithm
+        switch algorithm {
+        case .sha256:
+            let context = UnsafeMutablePointer<mbedtls_sha256_context>.allocate(capacity: 1)
+            cmbedtls_sha256_init(context)
+            _ = cmbedtls_sha256_starts(context)
+            state = .sha256(context)
+        case .sha512:
+            let context = UnsafeMutablePointer<mbedtls_sha512_context>.allocate(capacity: 1)
+            cmbedtls_sha512_init(context)
+            _ = cmbedtls_sha512_starts(context)
+            state = .sha512(context)
+        }
+    }
+
+    deinit {
+        switch state {
+        case .sha256(let context):
+            cmbedtls_sha256_free(context)
+            context.deallocate()
+        case .sha512(let context):
+            cmbedtls_sha512_free(context)
+            context.deallocate()
+        }
+    }
+
+    public func update(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        let input = base.assumingMemoryBound(to: UInt8.self)
+        switch state {
+        case .sha256(let context): _ = cmbedtls_sha256_update(context, input, bytes.count)
+        case .sha512(let context): _ = cmbedtls_sha512_update(context, input, bytes.count)
+        }
+    }
+
+    public func update(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { update($0) }
+    }
+
+    /// The digest of everything fed so far. The hasher can keep going afterwards.
+    public func digest() -> Digest {
+        switch state {
+        case .sha256(let context):
+            let copy = UnsafeMutablePointer<mbedtls_sha256_context>.allocate(capacity: 1)
+            defer { copy.deallocate() }
+            cmbedtls_sha256_init(copy)
+            defer { cmbedtls_sha256_free(copy) }
+            cmbedtls_sha256_clone(copy, context)
+            var output = [UInt8](repeating: 0, count: 32)
+            _ = cmbedtls_sha256_finish(copy, &output)
+            return Digest(.sha256, bytes: output)
+        case .sha512(let context):
+            let copy = UnsafeMutablePointer<mbedtls_sha512_context>.allocate(capacity: 1)
+            defer { copy.deallocate() }
+            cmbedtls_sha512_init(copy)
+            defer { cmbedtls_sha512_free(copy) }
+            cmbedtls_sha512_clone(copy, context)
+            var output = [UInt8](repeating: 0, count: 64)
+            _ = cmbedtls_sha512_finish(copy, &output)
+            return Digest(.sha512, bytes: output)
+        }
+    }
+
+    public static func digest(of bytes: [UInt8], algorithm: Digest.Algorithm = .sha256) -> Digest {
+        let hasher = ContentHasher(algorithm)
+        hasher.update(bytes)
+        return hasher.digest()
+    }
+}

@@ -1,0 +1,58 @@
+import Synchronization
+
+/// Counters for `GET /metrics` (Prometheus text format).
+public final class Metrics: Sendable {
+    private struct Counters {
+        var requestsByStatus: [UInt: Int64] = [:]
+        var bytesServed: Int64 = 0
+        var bytesReceived: Int64 = 0
+        var connections: Int64 = 0
+    }
+
+    private let counters = Mutex(Counters())
+    /// Extra metric lines from other parts of the process (sync, GC, hooks).
+    private let providers = Mutex<[@Sendable () -> String]>([])
+
+    public init() {}
+
+    func recordResponse(status: UInt) {
+        counters.withLock { $0.requestsByStatus[status, default: 0] += 1 }
+    }
+
+    func recordServed(_ bytes: Int64) {
+        counters.withLock { $0.bytesServed += bytes }
+    }
+
+    func recordReceived(_ bytes: Int64) {
+        counters.withLock { $0.bytesReceived += bytes }
+    }
+
+    func recordConnection() {
+        counters.withLock { $0.connections += 1 }
+    }
+
+    /// Adds a source of further metric lines (already in Prometheus text format).
+    public func addProvider(_ provider: @escaping @Sendable () -> String) {
+        providers.withLock { $0.append(provider) }
+    }
+
+    func render(store: BlobStore) -> String {
+        let snapshot = counters.withLock { $0 }
+        var text = "# HELP satellite_http_requests_total Registry requests answered, by HTTP status.\n"
+        text += "# TYPE satellite_http_requests_total counter\n"
+        for (status, count) in snapshot.requestsByStatus.sorted(by: { $0.key < $1.key }) {
+            text += "satellite_http_requests_total{status=\"\(status)\"} \(count)\n"
+        }
+        text += "# HELP satellite_http_served_bytes_total Body bytes sent to registry clients.\n"
+        text += "# TYPE satellite_http_served_bytes_total counter\n"
+        text += "satellite_http_served_bytes_total \(snapshot.bytesServed)\n"
+        text += "# HELP satellite_http_received_bytes_total Blob bytes received by pushes.\n"
+        text += "# TYPE satellite_http_received_bytes_total counter\n"
+        text += "satellite_http_received_bytes_total \(snapshot.bytesReceived)\n"
+        text += "# HELP satellite_http_connections_total Connections accepted.\n"
+        text += "# TYPE satellite_http_connections_total counter\n"
+        text += "satellite_http_connections_total \(snapshot.connections)\n"
+        for provider in providers.withLock({ $0 }) { text += provider() }
+        return text
+    }
+}

@@ -1,0 +1,92 @@
+import NIOCore
+import NIOHTTP1
+
+extension RegistryAPI {
+    func getBlob(_ request: Request, _ name: RepositoryName, _ digest: Digest) throws -> Response {
+        guard store.repositoryHasBlob(name, digest) else {
+            throw RegistryError(.blobUnknown, "blob \(digest) is not known to repository \(name)")
+        }
+        let (fd, size): (Int32, Int64)
+        do {
+            (fd, size) = try store.openBlob(digest)
+        } catch let error as PosixError where error.isNotFound {
+            // Removed between the check and the open (GC): the blob is gone.
+            throw RegistryError(.blobUnknown, "blob \(digest) is not known to repository \(name)")
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/octet-stream")
+        headers.add(name: "Docker-Content-Digest", value: digest.description)
+        headers.add(name: "ETag", value: "\"\(digest)\"")
+        headers.add(name: "Accept-Ranges", value: "bytes")
+        headers.add(name: "Cache-Control", value: "max-age=31536000")
+        var status = HTTPResponseStatus.ok
+        var offset: Int64 = 0
+        var length = size
+        if let header = request.headers.first(name: "range") {
+            switch ByteRange.parse(header, size: size) {
+            case .full:
+                break
+            case .range(let start, let end):
+                status = .partialContent
+                offset = start
+                length = end - start + 1
+                headers.add(name: "Content-Range", value: "bytes \(start)-\(end)/\(size)")
+            case .unsatisfiable:
+                PosixFile.close(fd)
+                throw RegistryError(
+                    .blobUnknown, "range \(header.prefix(100)) is outside the blob's \(size) bytes",
+                    status: .rangeNotSatisfiable, headers: [("Content-Range", "bytes */\(size)")])
+            }
+        }
+        headers.add(name: "Content-Length", value: String(length))
+        if request.method == .HEAD {
+            PosixFile.close(fd)
+            return Response(status: status, headers: headers)
+        }
+        return Response(status: status, headers: headers, body: .file(fd: fd, offset: offset, length: length))
+    }
+
+    func deleteBlob(_ name: RepositoryName, _ digest: Digest) throws -> Response {
+        guard try store.unlinkBlob(digest, from: name) else {
+            throw RegistryError(.blobUnknown, "blob \(digest) is not known to repository \(name)")
+        }
+        return Response(status: .accepted, headers: ["Content-Length": "0"])
+    }
+}
+
+/// A parsed `Range: bytes=…` header.
+enum ByteRange: Equatable {
+    /// No usable range: send the whole entity (also for multi-range requests, which the spec
+    /// lets a server ignore).
+    case full
+    case range(start: Int64, end: Int64)
+    case unsatisfiable
+
+    static func parse(_ header: String, size: Int64) -> ByteRange {
+        let text = header.trimmingCharacters()
+        guard text.lowercased().hasPrefix("bytes=") else { return .unsatisfiable }
+        let spec = text.dropFirst(6)
+        if spec.contains(",") { return .full }
+        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return .unsatisfiable }
+        let first = parts[0].trimmingCharacters(), second = parts[1].trimmingCharacters()
+        if first.isEmpty {
+            // Suffix range: the last N bytes.
+            guard let suffix = Int64(second), suffix > 0, size > 0 else { return .unsatisfiable }
+            return .range(start: max(0, size - suffix), end: size - 1)
+        }
+        guard let start = Int64(first), start >= 0, start < size else { return .unsatisfiable }
+        if second.isEmpty { return .range(start: start, end: size - 1) }
+        guard let end = Int64(second), end >= start else { return .unsatisfiable }
+        return .range(start: start, end: min(end, size - 1))
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters() -> String {
+        var slice = Substring(self)
+        while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
+        while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
+        return String(slice)
+    }
+}

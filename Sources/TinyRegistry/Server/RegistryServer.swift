@@ -1,0 +1,137 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// The registry listener: SwiftNIO HTTP/1.1 with the event-loop and blocking threads, the
+/// connection limit and the buffers of the hardware profile.
+public final class RegistryServer: Sendable {
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        public var eventLoopThreads: Int
+        public var blockingThreads: Int
+        public var maxConnections: Int
+        public var bufferSize: Int
+        public var bufferCount: Int
+        /// Serve file bodies with sendfile(2) (off only to exercise the chunked path).
+        public var useSendfile: Bool
+
+        public init(
+            host: String, port: Int, eventLoopThreads: Int, blockingThreads: Int, maxConnections: Int,
+            bufferSize: Int, bufferCount: Int, useSendfile: Bool = true
+        ) {
+            self.host = host
+            self.port = port
+            self.eventLoopThreads = eventLoopThreads
+            self.blockingThreads = blockingThreads
+            self.maxConnections = maxConnections
+            self.bufferSize = bufferSize
+            self.bufferCount = bufferCount
+            self.useSendfile = useSendfile
+        }
+    }
+
+    public let configuration: Configuration
+    public let api: RegistryAPI
+    private let group: MultiThreadedEventLoopGroup
+    private let pool: NIOThreadPool
+    private let channel = Mutex<(any Channel)?>(nil)
+    private let openConnections = Atomic<Int>(0)
+    private let logger: Logger
+
+    public init(configuration: Configuration, api: RegistryAPI, logger: Logger) {
+        self.configuration = configuration
+        self.api = api
+        self.logger = logger
+        group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
+        pool = NIOThreadPool(numberOfThreads: configuration.blockingThreads)
+    }
+
+    /// Binds the listener and starts serving; returns the bound address (port 0 picks one).
+    ///
+    /// Throws when the address cannot be bound (in use, no permission).
+    @discardableResult
+    public func start() async throws -> SocketAddress {
+        pool.start()
+        api.store.recover()
+        let settings = HTTPHandler.Settings(
+            bufferSize: configuration.bufferSize, bufferCount: configuration.bufferCount,
+            useSendfile: configuration.useSendfile)
+        let api = self.api
+        let pool = self.pool
+        let maxConnections = configuration.maxConnections
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 1)
+            .childChannelOption(
+                .recvAllocator,
+                value: AdaptiveRecvByteBufferAllocator(
+                    minimum: 1024, initial: min(configuration.bufferSize, 65536), maximum: configuration.bufferSize))
+            .childChannelInitializer { [self] channel in
+                let open = self.openConnections.wrappingAdd(1, ordering: .relaxed).newValue
+                channel.closeFuture.whenComplete { _ in
+                    self.openConnections.wrappingSubtract(1, ordering: .relaxed)
+                }
+                api.metrics.recordConnection()
+                if open > maxConnections {
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                        try channel.pipeline.syncOperations.addHandler(OverloadHandler())
+                    }
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(HTTPHandler(api: api, pool: pool, settings: settings))
+                }
+            }
+        let bound = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+        channel.withLock { $0 = bound }
+        guard let address = bound.localAddress else {
+            throw RegistryError(.unknown, "listener has no local address")
+        }
+        logger.info("registry serving", metadata: ["listen": "\(address)", "store": "\(api.store.root)"])
+        return address
+    }
+
+    /// Waits until the listener is closed.
+    public func waitUntilClosed() async throws {
+        guard let channel = channel.withLock({ $0 }) else { return }
+        try await channel.closeFuture.get()
+    }
+
+    /// Stops accepting, then closes the event loops and the pool.
+    public func shutdown() async {
+        if let channel = channel.withLock({ $0 }) {
+            try? await channel.close()
+        }
+        try? await group.shutdownGracefully()
+        try? await pool.shutdownGracefully()
+    }
+}
+
+/// Answers every request on a connection over the limit with 429 and closes it.
+final class OverloadHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .end = unwrapInboundIn(data) else { return }
+        let error = RegistryError(.tooManyRequests, "too many connections; retry later")
+        let body = ByteBuffer(bytes: error.json)
+        var head = HTTPResponseHead(version: .http1_1, status: error.status)
+        head.headers.add(name: "Content-Type", value: "application/json")
+        head.headers.add(name: "Content-Length", value: String(body.readableBytes))
+        head.headers.add(name: "Retry-After", value: "1")
+        head.headers.add(name: "Connection", value: "close")
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            loopContext.value.close(promise: nil)
+        }
+    }
+}
