@@ -1,0 +1,53 @@
+import ArgumentParser
+import SatelliteConfig
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Work with config files.", subcommands: [Check.self])
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a config file and show the effective settings; explain each error.")
+
+        @OptionGroup var options: ConfigOption
+
+        func run() throws {
+            let settings = try Settings.load(configPath: options.config)
+            let config = settings.config
+            print("config: \(settings.source): OK")
+            print("profile: \(settings.profile.name) (\(settings.profileReason))")
+            print("storage: \(config.storage.path), quota \(settings.quota)")
+            print("listen: \(config.registry.listen), max \(settings.maxConnections) connections")
+            if let upstream = config.upstream {
+                print("upstream: \(upstream.url)\(upstream.username.map { " as \($0)" } ?? "")\(upstream.insecure ? " (TLS not verified)" : "")")
+            } else {
+                print("upstream: none (serve only)")
+            }
+            if !config.state.images.isEmpty {
+                print("state: \(config.state.images.count) image(s), every \(Units.formatDuration(config.state.interval))")
+                for image in config.state.images { print("  - \(image)") }
+            } else if let artifact = config.state.artifact {
+                print("state: artifact \(artifact), every \(Units.formatDuration(config.state.interval))")
+            } else if let file = config.state.file {
+                print("state: file \(file), every \(Units.formatDuration(config.state.interval))")
+            }
+            let bandwidth = settings.bandwidth == 0 ? "unlimited" : "\(Units.formatSize(settings.bandwidth))/s"
+            print("sync: bandwidth \(bandwidth), \(settings.syncConcurrency) concurrent transfer(s)")
+            for (index, hook) in config.hooks.enumerated() {
+                let timeout = Units.formatDuration(hook.timeout ?? settings.profile.hooks.timeout)
+                print("hook \(index): on \(hook.on.rawValue)\(hook.match.map { " matching \($0)" } ?? ""), timeout \(timeout): \(hook.run)")
+            }
+        }
+    }
+}
+
+func getenvString(_ name: String) -> String? {
+    guard let value = getenv(name) else { return nil }
+    return String(cString: value)
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+@preconcurrency import Dispatch
+import Logging
+import SatelliteConfig
+import TinyRegistry
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the registry only (no sync). SIGTERM/SIGINT stop it gracefully.")
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let settings = try Settings.load(configPath: options.config)
+        let logger = Log.make("satellite-lite")
+        logger.info(
+            "configuration",
+            metadata: [
+                "config": "\(settings.source)", "profile": "\(settings.profile.name)",
+                "profileReason": "\(settings.profileReason)",
+            ])
+        if settings.config.upstream == nil {
+            logger.info("no upstream configured: serving only; add \"upstream\" and \"state\" to the config to sync")
+        }
+        let store = try BlobStore(configuration: settings.storeConfiguration)
+        let server = RegistryServer(
+            configuration: settings.registryConfiguration, api: RegistryAPI(store: store), logger: logger)
+        do {
+            try await server.start()
+        } catch {
+            await server.shutdown()
+            throw CLIError("cannot listen on \(settings.config.registry.listen): \(error)")
+        }
+        let stop = SignalWatcher(signals: [SIGTERM, SIGINT]) { signal in
+            logger.info("stopping", metadata: ["signal": "\(signal)"])
+            Task { await server.shutdown() }
+        }
+        try await server.waitUntilClosed()
+        stop.cancel()
+        await server.shutdown()
+    }
+}
+
+/// Runs a handler when one of the signals arrives (instead of the default action).
+/// Dispatch sources are thread-safe; the array is never mutated after init.
+final class SignalWatcher: @unchecked Sendable {
+    private let sources: [any DispatchSourceSignal]
+
+    init(signals: [Int32], handler: @escaping @Sendable (Int32) -> Void) {
+        sources = signals.map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { handler(number) }
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() {
+        for source in sources { source.cancel() }
+    }
+}
