@@ -65,6 +65,7 @@ let package = Package(
             name: "Hooks",
             dependencies: [
                 "SatelliteConfig",
+                "TinyRegistry",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -89,7 +90,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SatelliteConfigTests",
-            dependencies: ["SatelliteConfig"],
+            dependencies: ["SatelliteConfig", "TestSupport", "TinyRegistry"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -97,8 +98,14 @@ let package = Package(
             dependencies: [
                 "TinyRegistry", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HooksTests",
+            dependencies: ["Hooks", "SatelliteConfig"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -39,6 +39,7 @@ public final class RegistryServer: Sendable {
     private let pool: NIOThreadPool
     private let channel = Mutex<(any Channel)?>(nil)
     private let openConnections = Atomic<Int>(0)
+    private let stopped = Atomic<Bool>(false)
     private let logger: Logger
 
     public init(configuration: Configuration, api: RegistryAPI, logger: Logger) {
@@ -103,8 +104,10 @@ public final class RegistryServer: Sendable {
         try await channel.closeFuture.get()
     }
 
-    /// Stops accepting, then closes the event loops and the pool.
+    /// Stops accepting, then closes the event loops and the pool. Only the first call does
+    /// anything; later calls return at once.
     public func shutdown() async {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         if let channel = channel.withLock({ $0 }) {
             try? await channel.close()
         }
