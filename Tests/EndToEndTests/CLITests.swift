@@ -1,0 +1,53 @@
+import Testing
+import TestSupport
+
+/// The CLI contract: exit codes and one-line errors.
+@Suite struct CLITests {
+    func cli(_ arguments: [String]) throws -> Subprocess.Result {
+        try Subprocess.run([TestEnvironment.binary] + arguments, timeout: 60)
+    }
+
+    @Test func configCheckExplainsErrors() throws {
+        let directory = TestEnvironment.makeTemporaryDirectory()
+        defer { TestEnvironment.removeTree(directory) }
+        TestEnvironment.write("\(directory)/bad.json", #"{"sync": {"bandwith": "2MB/s"}}"#)
+        let bad = try cli(["config", "check", "--config", "\(directory)/bad.json"])
+        #expect(bad.status == 1)
+        #expect(bad.output.contains("sync.bandwith: unknown key \"bandwith\" (did you mean \"bandwidth\"?)"), "\(bad)")
+        #expect(bad.output.split(separator: "\n").count == 1, "one line: \(bad)")
+
+        TestEnvironment.write("\(directory)/good.json", #"{"profile": "rpi4-arm64", "storage": {"quota": "2GiB"}}"#)
+        let good = try cli(["config", "check", "--config", "\(directory)/good.json"])
+        #expect(good.status == 0, "\(good)")
+        #expect(good.output.contains("profile: rpi4-arm64"))
+
+        let missing = try cli(["config", "check", "--config", "\(directory)/nope.json"])
+        #expect(missing.status == 1)
+        #expect(missing.output.contains("nope.json"))
+    }
+
+    @Test func usageErrorsExit64() throws {
+        #expect(try cli(["serve", "--no-such-flag"]).status == 64)
+        #expect(try cli(["no-such-command"]).status == 64)
+    }
+
+    @Test func profilesAreListed() throws {
+        let result = try cli(["profiles"])
+        #expect(result.status == 0)
+        #expect(result.output.contains("generic-amd64"))
+        #expect(result.output.contains("rpi4-arm64"))
+        #expect(result.output.contains("detected:"))
+    }
+
+    @Test func serveRefusesABusyPort() throws {
+        let first = try SatelliteProcess()
+        let directory = TestEnvironment.makeTemporaryDirectory()
+        defer { TestEnvironment.removeTree(directory) }
+        TestEnvironment.write(
+            "\(directory)/c.json",
+            #"{"storage": {"path": "\#(directory)/s"}, "registry": {"listen": "\#(first.address)"}}"#)
+        let second = try cli(["serve", "--config", "\(directory)/c.json"])
+        #expect(second.status == 1)
+        #expect(second.output.contains("cannot listen on \(first.address)"), "\(second)")
+    }
+}

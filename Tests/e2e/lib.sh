@@ -1,0 +1,167 @@
+# shellcheck shell=bash
+# Shared helpers for the satellite-lite end-to-end scripts.
+# Source it from a script running under `set -euo pipefail`:
+#     . "$(dirname "$0")/lib.sh"
+# It creates $E2E_TMP (removed on exit) and installs an EXIT trap that runs
+# every command registered with `on_exit` (LIFO), then removes $E2E_TMP.
+# Environment knobs: E2E_KEEP=1 keeps $E2E_TMP for debugging, E2E_VERBOSE=1
+# echoes tool output, E2E_CMD_TIMEOUT (default 120 s) bounds each tool call.
+
+E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+E2E_NAME="$(basename "${0:-e2e}" .sh)"
+
+# ---------------------------------------------------------------- output
+log()  { printf '[%s] %s\n' "$E2E_NAME" "$*" >&2; }
+# fail MSG...: print one clear line and exit 1.
+fail() { printf 'FAIL [%s]: %s\n' "$E2E_NAME" "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- cleanup
+_E2E_CLEANUPS=()
+# on_exit CMD: register a shell command (string) to run at exit, newest first.
+on_exit() { _E2E_CLEANUPS+=("$1"); }
+_e2e_cleanup() {
+    local rc=$? i
+    set +e
+    for (( i=${#_E2E_CLEANUPS[@]}-1; i>=0; i-- )); do
+        eval "${_E2E_CLEANUPS[$i]}" >/dev/null 2>&1
+    done
+    if [[ -n "${E2E_TMP:-}" && -d "$E2E_TMP" && -z "${E2E_KEEP:-}" ]]; then
+        rm -rf "$E2E_TMP" 2>/dev/null
+        # vfs/containerd may leave read-only dirs; retry after chmod
+        [[ -d "$E2E_TMP" ]] && { chmod -R u+rwX "$E2E_TMP"; rm -rf "$E2E_TMP"; }
+    fi
+    exit "$rc"
+}
+trap _e2e_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+E2E_TMP="$(mktemp -d "${TMPDIR:-/tmp}/e2e-${E2E_NAME}.XXXXXX")"
+export E2E_TMP
+
+# kill_wait PID [SECONDS]: TERM, wait up to SECONDS (default 10), then KILL.
+kill_wait() {
+    local pid=$1 t=${2:-10} i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for (( i=0; i<t*10; i++ )); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------- network
+# free_port: print a TCP port on 127.0.0.1 that is currently unused.
+free_port() {
+    python3 - <<'PY'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+PY
+}
+
+# wait_http URL [SECONDS]: wait (default 20 s) until URL answers any HTTP status.
+# If WAIT_HTTP_PID is set, fail as soon as that process has exited (showing
+# the tail of WAIT_HTTP_LOG if set).
+wait_http() {
+    local url=$1 t=${2:-20} deadline
+    deadline=$(( SECONDS + t ))
+    while (( SECONDS < deadline )); do
+        if curl -s -o /dev/null --max-time 2 "$url"; then return 0; fi
+        if [[ -n "${WAIT_HTTP_PID:-}" ]] && ! kill -0 "$WAIT_HTTP_PID" 2>/dev/null; then
+            fail "process $WAIT_HTTP_PID exited before $url answered${WAIT_HTTP_LOG:+: $(tail -n 3 "$WAIT_HTTP_LOG" 2>/dev/null | tr '\n' ' ')}"
+        fi
+        sleep 0.2
+    done
+    fail "timed out after ${t}s waiting for $url"
+}
+
+# check_registry HOST:PORT: fail unless /v2/ answers 200 (no auth expected).
+check_registry() {
+    local code
+    [[ "$1" =~ ^[^/[:space:]]+:[0-9]+$ ]] || fail "first argument must be HOST:PORT, got '${1:-}'"
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$1/v2/" || true)
+    [[ "$code" == 200 ]] || fail "GET http://$1/v2/ returned '${code:-no answer}', expected 200"
+}
+
+# ---------------------------------------------------------------- docker-registry
+# start_docker_registry DIR: run Debian's docker-registry (distribution 2.8)
+# with filesystem storage under DIR on 127.0.0.1:<free port>, deletes enabled.
+# Exports DOCKER_REGISTRY_ADDR (HOST:PORT) and DOCKER_REGISTRY_PID; it is
+# stopped automatically at exit.
+start_docker_registry() {
+    local dir=$1 port bin=${DOCKER_REGISTRY_BIN:-/usr/bin/docker-registry}
+    [[ -x "$bin" ]] || fail "docker-registry not found at $bin"
+    mkdir -p "$dir/storage"
+    port=$(free_port)
+    cat > "$dir/config.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/storage
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$port
+  headers:
+    X-Content-Type-Options: [nosniff]
+YAML
+    # distribution maps every REGISTRY_* variable onto its config (e.g. our
+    # REGISTRY_AUTH_FILE would become auth.file), so strip them all.
+    local -a unset_env=()
+    local v
+    for v in $(compgen -e | grep '^REGISTRY_' || true); do unset_env+=(-u "$v"); done
+    env "${unset_env[@]}" "$bin" serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+    DOCKER_REGISTRY_PID=$!
+    on_exit "kill_wait $DOCKER_REGISTRY_PID"
+    DOCKER_REGISTRY_ADDR="127.0.0.1:$port"
+    export DOCKER_REGISTRY_ADDR DOCKER_REGISTRY_PID
+    WAIT_HTTP_PID=$DOCKER_REGISTRY_PID WAIT_HTTP_LOG="$dir/registry.log" \
+        wait_http "http://$DOCKER_REGISTRY_ADDR/v2/" 20
+}
+
+# ---------------------------------------------------------------- containers/image tools
+# Isolated containers/image configuration (policy, registries.conf,
+# registries.d) so host config in /etc/containers does not matter.
+E2E_CONF="$E2E_TMP/containers-conf"
+mkdir -p "$E2E_CONF/registries.d"
+printf '{"default":[{"type":"insecureAcceptAnything"}]}\n' > "$E2E_CONF/policy.json"
+: > "$E2E_CONF/registries.conf"
+export CONTAINERS_REGISTRIES_CONF="$E2E_CONF/registries.conf"
+export REGISTRY_AUTH_FILE="$E2E_CONF/auth.json"
+printf '{"auths":{}}\n' > "$REGISTRY_AUTH_FILE"
+
+# e2e_skopeo ARGS...: skopeo with isolated config (registries.conf via env) and a timeout (E2E_CMD_TIMEOUT, default 120 s).
+e2e_skopeo() {
+    timeout --kill-after=5 "${E2E_CMD_TIMEOUT:-120}" skopeo \
+        --policy "$E2E_CONF/policy.json" \
+        --registries.d "$E2E_CONF/registries.d" \
+        --tmpdir "$E2E_TMP" \
+        "$@"
+}
+
+# run_or_fail "what" CMD...: run CMD, on failure print last lines of its output in one line.
+run_or_fail() {
+    local what=$1 out; shift
+    if ! out=$("$@" 2>&1); then
+        fail "$what failed: $(printf '%s' "$out" | tail -n 3 | tr '\n' ' ')"
+    fi
+    [[ -n "${E2E_VERBOSE:-}" ]] && printf '%s\n' "$out" >&2
+    return 0
+}
+
+# sha256_file FILE: print "sha256:<hex>".
+sha256_file() { printf 'sha256:%s\n' "$(sha256sum "$1" | cut -d' ' -f1)"; }
+
+export MKIMAGE="$E2E_DIR/mkimage.py"
