@@ -48,6 +48,11 @@ public struct ConfigFile: Sendable, Equatable {
         /// Bytes per second over all transfers; nil takes the profile's default, 0 is unlimited.
         public var bandwidth: Int64?
         public var concurrency: Int?
+        /// How long one pass keeps retrying before it gives up (nanoseconds).
+        public var timeout: Int64 = 30 * 60 * 1_000_000_000
+        /// Overrides the profile's platform: "os/arch[/variant]", or "all" to keep every
+        /// platform of an index.
+        public var platform: String?
     }
 
     public struct Hook: Sendable, Equatable {
@@ -184,6 +189,20 @@ extension ConfigFile {
         if var reader = try root.object("sync") {
             sync.bandwidth = try reader.rate("bandwidth")
             sync.concurrency = try reader.integer("concurrency", range: 1...32).map { Int($0) }
+            if let timeout = try reader.duration("timeout") {
+                guard timeout >= 1_000_000_000 else {
+                    throw ConfigError(path: "sync.timeout", message: "must be at least 1s")
+                }
+                sync.timeout = timeout
+            }
+            if let platform = try reader.string("platform") {
+                let parts = platform.split(separator: "/", omittingEmptySubsequences: false)
+                guard platform == "all" || ((2...3).contains(parts.count) && parts.allSatisfy { !$0.isEmpty }) else {
+                    throw ConfigError(
+                        path: "sync.platform", message: "\"\(platform)\" is not os/architecture[/variant] (e.g. \"linux/arm/v7\") or \"all\"")
+                }
+                sync.platform = platform
+            }
             try reader.finish()
         }
         if let items = try root.array("hooks") {

@@ -27,8 +27,10 @@ public struct HardwareProfile: Sendable, Equatable {
         public var maxMemory: Int64
     }
 
-    /// The platform picked from a multi-arch index.
+    /// The platform picked from a multi-arch index ("all" in the profile keeps every one).
     public struct Platform: Sendable, Equatable, CustomStringConvertible {
+        /// Keep every platform of an index.
+        public var all: Bool = false
         public var os: String
         public var architecture: String
         public var variant: String?
@@ -40,7 +42,7 @@ public struct HardwareProfile: Sendable, Equatable {
         }
 
         public var description: String {
-            [os, architecture, variant].compactMap { $0 }.joined(separator: "/")
+            all ? "all" : [os, architecture, variant].compactMap { $0 }.joined(separator: "/")
         }
     }
 
@@ -128,12 +130,17 @@ extension HardwareProfile {
             maxMemory: try detectReader.size("maxMemory") ?? 0)
         try detectReader.finish()
 
-        var platformReader = try require(root.object("platform"), root, "platform")
-        platform = Platform(
-            os: try require(platformReader.string("os"), platformReader, "os"),
-            architecture: try require(platformReader.string("architecture"), platformReader, "architecture"),
-            variant: try platformReader.string("variant"))
-        try platformReader.finish()
+        if case .string("all") = root.value("platform") {
+            platform = Platform(os: "", architecture: "")
+            platform.all = true
+        } else {
+            var platformReader = try require(root.object("platform"), root, "platform")
+            platform = Platform(
+                os: try require(platformReader.string("os"), platformReader, "os"),
+                architecture: try require(platformReader.string("architecture"), platformReader, "architecture"),
+                variant: try platformReader.string("variant"))
+            try platformReader.finish()
+        }
 
         var ioReader = try require(root.object("io"), root, "io")
         let bufferSize = try require(ioReader.size("bufferSize"), ioReader, "bufferSize")

@@ -43,6 +43,14 @@ public final class ContentHasher: @unchecked Sendable {
         }
     }
 
+    /// Forgets everything fed so far.
+    public func reset() {
+        switch state {
+        case .sha256(let context): _ = cmbedtls_sha256_starts(context)
+        case .sha512(let context): _ = cmbedtls_sha512_starts(context)
+        }
+    }
+
     public func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         let input = base.assumingMemoryBound(to: UInt8.self)

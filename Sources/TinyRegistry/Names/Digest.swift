@@ -48,7 +48,12 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     public static func < (lhs: Digest, rhs: Digest) -> Bool { lhs.description < rhs.description }
 
-    static func hexString(_ bytes: some Collection<UInt8>) -> String {
+    /// Two lowercase hex digits.
+    public static func hexByte(_ byte: UInt8) -> String {
+        hexString([byte])
+    }
+
+    public static func hexString(_ bytes: some Collection<UInt8>) -> String {
         let digits: [UInt8] = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(bytes.count * 2)

@@ -99,6 +99,16 @@ public final class Ingest: @unchecked Sendable {
         try bytes.withUnsafeBytes { try write($0) }
     }
 
+    /// Starts over from zero bytes (the upstream ignored a range request).
+    public func reset() throws {
+        guard !closed else { throw PosixError("reset", path: path, code: EBADF) }
+        try PosixFile.truncate(fd, to: 0, path: path)
+        hasher.reset()
+        offset = 0
+        durableOffset = 0
+        if let offsetPath { try PosixFile.writeAtomically(offsetPath, Array("0".utf8), durable: false) }
+    }
+
     /// Makes everything written so far durable and records the offset for a later resume.
     public func checkpoint() throws {
         guard !closed, offset != durableOffset else { return }

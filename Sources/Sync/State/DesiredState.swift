@@ -1,0 +1,150 @@
+import FoundationEssentials
+import TinyRegistry
+
+/// What the gateway must hold: a list of images, from the config, a file, or Harbor
+/// Satellite state artifacts in the upstream registry.
+public enum DesiredStateSource: Sendable, Equatable {
+    case images([ImageReference])
+    /// A JSON file: `["repo:tag", …]` or `{"images": [...]}`.
+    case file(String)
+    /// `satellite/satellite-state/<name>/state:latest` in the upstream.
+    case artifact(ImageReference)
+}
+
+/// One group state's entry, as Harbor Satellite writes it.
+struct GroupArtifact: Decodable {
+    var repository: String
+    var tag: [String]?
+    var digest: String?
+    var type: String?
+    var deleted: Bool?
+}
+
+extension DesiredStateSource {
+    /// Reads the desired images. Artifacts are fetched through `client`.
+    ///
+    /// Throws ``SyncError`` when the source cannot be read or is malformed.
+    func resolve(client: UpstreamClient?) async throws -> [ImageReference] {
+        switch self {
+        case .images(let images):
+            return images
+        case .file(let path):
+            let bytes: [UInt8]
+            do {
+                bytes = try PosixFile.readAll(path: path, limit: 4 << 20)
+            } catch {
+                throw SyncError(.storage, "cannot read state file \(path): \(error)")
+            }
+            return try Self.parseImageList(bytes, source: path)
+        case .artifact(let reference):
+            guard let client else { throw SyncError(.refused, "a state artifact needs an upstream") }
+            return try await Self.resolveArtifact(reference, client: client)
+        }
+    }
+
+    static func parseImageList(_ bytes: [UInt8], source: String) throws -> [ImageReference] {
+        struct Wrapped: Decodable { var images: [String] }
+        let texts: [String]
+        if let list = try? JSONDecoder().decode([String].self, from: Data(bytes)) {
+            texts = list
+        } else if let wrapped = try? JSONDecoder().decode(Wrapped.self, from: Data(bytes)) {
+            texts = wrapped.images
+        } else {
+            throw SyncError(.corrupt, "\(source) is not a JSON list of images like [\"library/nginx:1.27\"]")
+        }
+        return try texts.map { text in
+            guard let reference = ImageReference(text) else {
+                throw SyncError(.corrupt, "\(source): \"\(text)\" is not repository:tag or repository@digest")
+            }
+            return reference
+        }
+    }
+
+    /// Reads a satellite state artifact and every group state it names. An image wanted by
+    /// two groups stays while either wants it; `deleted` entries drop out; a digest pins.
+    static func resolveArtifact(_ reference: ImageReference, client: UpstreamClient) async throws -> [ImageReference] {
+        struct SatelliteState: Decodable {
+            var states: [String]?
+            var config: String?
+        }
+        struct GroupState: Decodable {
+            var group: String?
+            var registry: String?
+            var artifacts: [GroupArtifact]?
+        }
+        let root = try await readStateDocument(reference, client: client)
+        guard let satellite = try? JSONDecoder().decode(SatelliteState.self, from: Data(root)) else {
+            throw SyncError(.corrupt, "state artifact \(reference) does not hold {\"states\": [...]}")
+        }
+        var wanted: [ImageReference] = []
+        var seen = Set<String>()
+        for stateText in satellite.states ?? [] {
+            let trimmed = Self.stripRegistryHost(stateText)
+            guard let groupReference = ImageReference(trimmed) else {
+                throw SyncError(.corrupt, "state artifact \(reference) names an invalid group state \"\(stateText)\"")
+            }
+            let bytes = try await readStateDocument(groupReference, client: client)
+            guard let group = try? JSONDecoder().decode(GroupState.self, from: Data(bytes)) else {
+                throw SyncError(.corrupt, "group state \(groupReference) does not hold {\"artifacts\": [...]}")
+            }
+            for artifact in group.artifacts ?? [] where artifact.deleted != true {
+                if let type = artifact.type, type.uppercased() != "IMAGE" { continue }
+                guard let repository = RepositoryName(Self.stripRegistryHost(artifact.repository)) else {
+                    throw SyncError(.corrupt, "group state \(groupReference): invalid repository \"\(artifact.repository)\"")
+                }
+                let digest = artifact.digest.flatMap { $0.isEmpty ? nil : Digest($0) }
+                let tags = (artifact.tag ?? []).filter { Reference.isValidTag($0) }
+                let entries: [ImageReference] =
+                    tags.isEmpty
+                    ? [ImageReference(repository: repository, tag: digest == nil ? "latest" : nil, digest: digest)]
+                    : tags.map { ImageReference(repository: repository, tag: $0, digest: digest) }
+                for entry in entries where seen.insert(entry.description).inserted {
+                    wanted.append(entry)
+                }
+            }
+        }
+        return wanted
+    }
+
+    /// Harbor writes repositories with the registry host ("harbor.example.com/proj/app");
+    /// the store keeps only the path.
+    static func stripRegistryHost(_ text: String) -> String {
+        var text = text
+        for scheme in ["https://", "http://"] where text.hasPrefix(scheme) { text = String(text.dropFirst(scheme.count)) }
+        if let slash = text.firstIndex(of: "/") {
+            let host = text[..<slash]
+            if host.contains(".") || host.contains(":") || host == "localhost" {
+                return String(text[text.index(after: slash)...])
+            }
+        }
+        return text
+    }
+
+    /// The JSON document inside a state artifact: the first `.json` file of its single
+    /// tar.gz layer (or the config blob, for artifacts that carry it there).
+    static func readStateDocument(_ reference: ImageReference, client: UpstreamClient) async throws -> [UInt8] {
+        let resolved = try await ManifestFetcher(client: client).fetch(
+            reference.repository, reference: reference.digest.map { .digest($0) } ?? .tag(reference.tag ?? "latest"))
+        guard let layer = resolved.manifest.layers?.first, let digest = Digest(layer.digest) else {
+            throw SyncError(.corrupt, "state artifact \(reference) has no layer")
+        }
+        let blob = try await client.fetch(
+            "/v2/\(reference.repository)/blobs/\(digest)", scope: "repository:\(reference.repository):pull", limit: 16 << 20)
+        guard blob.status == 200 else {
+            throw SyncError(.notFound, "state artifact \(reference): layer \(digest) answered HTTP \(blob.status)")
+        }
+        guard ContentHasher.digest(of: blob.body, algorithm: digest.algorithm) == digest else {
+            throw SyncError(.corrupt, "state artifact \(reference): layer does not match its digest")
+        }
+        if blob.body.first == UInt8(ascii: "{") { return blob.body }
+        do {
+            let tar = blob.body.starts(with: [0x1f, 0x8b]) ? try Archive.gunzip(blob.body, limit: 16 << 20) : blob.body
+            for file in try Archive.untar(tar) where file.name.hasSuffix(".json") {
+                return file.content
+            }
+        } catch let error as Archive.Error {
+            throw SyncError(.corrupt, "state artifact \(reference): \(error)")
+        }
+        throw SyncError(.corrupt, "state artifact \(reference): no .json file in its layer")
+    }
+}

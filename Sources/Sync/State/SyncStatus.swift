@@ -1,0 +1,71 @@
+import FoundationEssentials
+import TinyRegistry
+
+/// What `satellite-lite status` shows about syncing: written by the sync engine to
+/// `<store>/sync/status.json` (atomically, about once a second during a pass), read by any
+/// process.
+public struct SyncStatus: Codable, Sendable {
+    public struct Image: Codable, Sendable {
+        public var image: String
+        /// present, syncing, missing or failed.
+        public var state: String
+        public var digest: String?
+        public var error: String?
+    }
+
+    public struct Transfer: Codable, Sendable {
+        public var repository: String
+        public var digest: String
+        public var size: Int64
+        public var done: Int64
+        /// Bytes per second over the transfer so far.
+        public var rate: Int64
+        /// Seconds left at that rate (nil when unknown).
+        public var eta: Int64?
+    }
+
+    public var images: [Image] = []
+    public var transfers: [Transfer] = []
+    /// Seconds since the epoch.
+    public var lastSyncStarted: Int64?
+    public var lastSyncFinished: Int64?
+    public var lastSyncOK: Bool?
+    public var lastSyncError: String?
+    public var running: Bool = false
+    public var pid: Int32?
+
+    public init() {}
+
+    static func path(store: BlobStore) -> String { "\(store.root)/sync/status.json" }
+
+    /// Reads the status a sync engine left in `store`; nil when none ever ran.
+    public static func read(store: BlobStore) -> SyncStatus? {
+        guard let bytes = try? PosixFile.readAll(path: path(store: store), limit: 16 << 20) else { return nil }
+        return try? JSONDecoder().decode(SyncStatus.self, from: Data(bytes))
+    }
+
+    func write(store: BlobStore) {
+        guard let bytes = try? JSONEncoder().encode(self) else { return }
+        try? PosixFile.writeAtomically(Self.path(store: store), Array(bytes), durable: false)
+    }
+}
+
+/// The tags the sync engine put in the store (as opposed to tags a user pushed), with the
+/// digest each points at: only these are removed when they leave the desired state, and an
+/// `image-updated` event fires only when one of them changes digest.
+struct ManagedTags: Codable {
+    var tags: [String: String] = [:]
+
+    static func path(store: BlobStore) -> String { "\(store.root)/sync/managed.json" }
+
+    static func read(store: BlobStore) -> ManagedTags {
+        guard let bytes = try? PosixFile.readAll(path: path(store: store), limit: 16 << 20),
+            let decoded = try? JSONDecoder().decode(ManagedTags.self, from: Data(bytes))
+        else { return ManagedTags() }
+        return decoded
+    }
+
+    func write(store: BlobStore) throws {
+        try PosixFile.writeAtomically(Self.path(store: store), Array(JSONEncoder().encode(self)), durable: store.configuration.fsyncOnCommit)
+    }
+}
