@@ -34,6 +34,12 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // SHA-256 on the CPU's SHA instructions; mbedTLS where the CPU has none.
+        .target(
+            name: "CSHA256",
+            dependencies: [],
+            cSettings: [.define("_FILE_OFFSET_BITS", to: "64"), .define("_TIME_BITS", to: "64"), .unsafeFlags(["-O3"])]
+        ),
         .target(
             name: "SatelliteConfig",
             dependencies: ["TinyRegistry"],
@@ -43,6 +49,7 @@ let package = Package(
             name: "TinyRegistry",
             dependencies: [
                 "CMbedTLS",
+                "CSHA256",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

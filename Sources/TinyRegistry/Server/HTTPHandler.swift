@@ -257,8 +257,9 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 sent = context.writeAndFlush(wrapOutboundOut(.end(nil)))
                 body.and(sent).whenComplete { _ in try? handle.close() }
             } else {
+                let loopSelf = NIOLoopBound(self, eventLoop: eventLoop)
                 sent = streamFile(context: context, fd: fd, offset: offset, remaining: length)
-                    .flatMap { loopContext.value.writeAndFlush(self.wrapOutboundOut(.end(nil))) }
+                    .flatMap { loopContext.value.writeAndFlush(loopSelf.value.wrapOutboundOut(.end(nil))) }
                 sent.whenComplete { _ in PosixFile.close(fd) }
             }
         }
