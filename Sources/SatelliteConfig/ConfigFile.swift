@@ -17,6 +17,9 @@ public struct ConfigFile: Sendable, Equatable {
     public struct Storage: Sendable, Equatable {
         public var path: String = "./satellite-data"
         public var quota: StorageAmount?
+        /// Tags pushed to the local registry by users are kept by garbage collection
+        /// (default). When false, only the desired state is kept and pushed images are cache.
+        public var keepPushedTags: Bool = true
     }
 
     public struct Registry: Sendable, Equatable {
@@ -118,6 +121,7 @@ extension ConfigFile {
                 storage.path = path
             }
             storage.quota = try reader.sizeOrShare("quota")
+            storage.keepPushedTags = try reader.bool("keepPushedTags") ?? true
             try reader.finish()
         }
         if var reader = try root.object("registry") {

@@ -13,7 +13,7 @@ enum EmbeddedProfiles {
   "registry": { "eventLoopThreads": 2, "blockingThreads": 4, "maxConnections": 256, "uploadTimeout": "1h" },
   "storage": { "fsyncOnCommit": true, "fsyncInterval": "32MiB", "quota": "50%" },
   "sync": { "concurrency": 4, "bandwidth": "0", "stallTimeout": "60s", "connectTimeout": "15s" },
-  "gc": { "highWatermark": "90%", "lowWatermark": "80%" },
+  "gc": { "highWatermark": "90%", "lowWatermark": "80%", "gracePeriod": "10m" },
   "hooks": { "timeout": "5m" }
 }
 """#),
@@ -32,7 +32,7 @@ enum EmbeddedProfiles {
   "registry": { "eventLoopThreads": 1, "blockingThreads": 2, "maxConnections": 64, "uploadTimeout": "1h" },
   "storage": { "fsyncOnCommit": true, "fsyncInterval": "16MiB", "quota": "50%" },
   "sync": { "concurrency": 2, "bandwidth": "0", "stallTimeout": "120s", "connectTimeout": "30s" },
-  "gc": { "highWatermark": "90%", "lowWatermark": "80%" },
+  "gc": { "highWatermark": "90%", "lowWatermark": "80%", "gracePeriod": "10m" },
   "hooks": { "timeout": "2m" }
 }
 """#),

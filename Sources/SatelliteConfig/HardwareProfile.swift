@@ -88,6 +88,8 @@ public struct HardwareProfile: Sendable, Equatable {
         public var highWatermark: Double
         /// Disk use a collection brings the store down to.
         public var lowWatermark: Double
+        /// An unreferenced blob untouched for less than this is kept (nanoseconds).
+        public var gracePeriod: Int64
     }
 
     public struct Hooks: Sendable, Equatable {
@@ -188,7 +190,9 @@ extension HardwareProfile {
             }
             return share
         }
-        gc = GC(highWatermark: try watermark("highWatermark"), lowWatermark: try watermark("lowWatermark"))
+        gc = GC(
+            highWatermark: try watermark("highWatermark"), lowWatermark: try watermark("lowWatermark"),
+            gracePeriod: try require(gcReader.duration("gracePeriod"), gcReader, "gracePeriod"))
         guard gc.lowWatermark <= gc.highWatermark else {
             throw ConfigError(path: "gc.lowWatermark", message: "must not exceed gc.highWatermark")
         }

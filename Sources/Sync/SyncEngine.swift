@@ -21,12 +21,21 @@ public final class SyncEngine: Sendable {
         public var concurrency: Int
         /// How long one pass keeps retrying a broken link before it gives up (nanoseconds).
         public var timeout: Int64
+        /// Bytes the store may occupy; nil is no limit.
+        public var quota: Int64?
+        /// What garbage collection may evict to make room.
+        public var gcPolicy: GarbageCollector.Policy
 
-        public init(source: DesiredStateSource, platform: Platform?, concurrency: Int, timeout: Int64) {
+        public init(
+            source: DesiredStateSource, platform: Platform?, concurrency: Int, timeout: Int64, quota: Int64? = nil,
+            gcPolicy: GarbageCollector.Policy = .init()
+        ) {
             self.source = source
             self.platform = platform
             self.concurrency = concurrency
             self.timeout = timeout
+            self.quota = quota
+            self.gcPolicy = gcPolicy
         }
     }
 
@@ -51,6 +60,8 @@ public final class SyncEngine: Sendable {
         public var updated: [String] = []
         public var removed: [String] = []
         public var bytesDownloaded: Int64 = 0
+        /// Bytes evicted from the cache to make room.
+        public var bytesEvicted: Int64 = 0
 
         public var complete: Bool { failures.isEmpty && present == wanted }
     }
@@ -82,9 +93,9 @@ public final class SyncEngine: Sendable {
     /// Runs one reconcile pass while holding the store's sync lock (a second sync process
     /// waits for it).
     public func runPass() async -> Report {
-        let lock: SyncLock
+        let lock: StoreLock
         do {
-            lock = try SyncLock.acquire(store: store, logger: logger)
+            lock = try StoreLock.acquire(store: store, logger: logger)
         } catch {
             var report = Report()
             report.failures.append(("(store)", "\(error)"))
@@ -170,18 +181,44 @@ public final class SyncEngine: Sendable {
         }
         let deadline = BandwidthLimiter.now() + configuration.timeout
         var managed = ManagedTags.read(store: store)
+        // Phase 1: resolve every image, so the pass knows what it needs before it downloads.
+        var plans: [ImagePlan] = []
         for image in wanted {
             if Task.isCancelled { break }
             setState(image.description, "syncing")
             do {
-                let outcome = try await sync(image, deadline: deadline, managed: &managed)
-                report.present += 1
-                if outcome.updated { report.updated.append(image.description) }
-                setState(image.description, "present", digest: outcome.digest.description)
+                plans.append(try await resolve(image, deadline: deadline))
             } catch {
                 logger.error("image failed", metadata: ["image": "\(image)", "error": "\(error)"])
                 report.failures.append((image.description, "\(error)"))
                 setState(image.description, "failed", error: "\(error)")
+            }
+        }
+        // The quota: the desired state must fit; room for what is missing comes from the cache.
+        if let quota = configuration.quota {
+            do {
+                report.bytesEvicted = try makeRoom(plans, wanted: wanted, quota: quota)
+            } catch {
+                logger.error("desired state does not fit", metadata: ["error": "\(error)"])
+                for plan in plans {
+                    report.failures.append((plan.image.description, "\(error)"))
+                    setState(plan.image.description, "failed", error: "\(error)")
+                }
+                plans = []
+            }
+        }
+        // Phase 2: download and commit image by image; one failing never blocks the others.
+        for plan in plans {
+            if Task.isCancelled { break }
+            do {
+                let outcome = try await complete(plan, deadline: deadline, managed: &managed)
+                report.present += 1
+                if outcome.updated { report.updated.append(plan.image.description) }
+                setState(plan.image.description, "present", digest: outcome.digest.description)
+            } catch {
+                logger.error("image failed", metadata: ["image": "\(plan.image)", "error": "\(error)"])
+                report.failures.append((plan.image.description, "\(error)"))
+                setState(plan.image.description, "failed", error: "\(error)")
             }
         }
         // Tags this engine placed that nobody wants any more.
@@ -217,9 +254,18 @@ public final class SyncEngine: Sendable {
         var updated: Bool
     }
 
-    /// Brings one image into the store: manifest (and the profile's platform of an index),
-    /// then every blob, then the visible manifest and tag.
-    private func sync(_ image: ImageReference, deadline: Int64, managed: inout ManagedTags) async throws -> Outcome {
+    /// An image resolved on the upstream: its manifests and the blobs they need.
+    struct ImagePlan {
+        var image: ImageReference
+        var top: ManifestFetcher.Fetched
+        var children: [ManifestFetcher.Fetched]
+        var blobs: [(Digest, Int64)]
+
+        var bytes: Int64 { blobs.reduce(Int64(top.bytes.count)) { $0 + $1.1 } + children.reduce(0) { $0 + Int64($1.bytes.count) } }
+    }
+
+    /// Resolves one image: its manifest, the profile's platform of an index, and its blobs.
+    private func resolve(_ image: ImageReference, deadline: Int64) async throws -> ImagePlan {
         let fetcher = ManifestFetcher(client: client)
         let repository = image.repository
         let top = try await fetchWithRetry(deadline: deadline) {
@@ -259,10 +305,61 @@ public final class SyncEngine: Sendable {
                 if seen.insert(digest).inserted { blobs.append((digest, descriptor.size)) }
             }
         }
+        return ImagePlan(image: image, top: top, children: children, blobs: blobs)
+    }
+
+    /// Frees cache space for what the plans still need; returns the bytes evicted.
+    ///
+    /// Throws ``SyncError`` naming every image and its size when the desired state alone
+    /// exceeds the quota, or when the cache cannot give enough room without evicting what
+    /// must be kept.
+    private func makeRoom(_ plans: [ImagePlan], wanted: [ImageReference], quota: Int64) throws -> Int64 {
+        var sizes: [Digest: Int64] = [:]
+        for plan in plans {
+            sizes[plan.top.digest] = Int64(plan.top.bytes.count)
+            for child in plan.children { sizes[child.digest] = Int64(child.bytes.count) }
+            for (digest, size) in plan.blobs { sizes[digest] = size }
+        }
+        let desired = sizes.values.reduce(0, +)
+        if desired > quota {
+            let list = plans.map { "\($0.image) (\(formatBytes($0.bytes)))" }.joined(separator: ", ")
+            throw SyncError(
+                .storage, "the desired state needs \(formatBytes(desired)) but the quota is \(formatBytes(quota)): \(list)")
+        }
+        var missing: Int64 = 0
+        for (digest, size) in sizes where !store.hasBlob(digest) {
+            missing += max(0, size - store.partialDownloadSize(digest))
+        }
+        let use = GarbageCollector.diskUse(store: store)
+        guard use + missing > quota else { return 0 }
+        let roots = GarbageCollector.Roots(
+            tags: Set(wanted.compactMap { image in image.tag.map { "\(image.repository):\($0)" } }),
+            digests: wanted.compactMap { image in image.digest.map { (image.repository, $0) } })
+        let plan: GarbageCollector.Plan
+        do {
+            plan = try GarbageCollector.plan(store: store, policy: configuration.gcPolicy, roots: roots)
+        } catch {
+            throw SyncError(.storage, "cannot plan garbage collection: \(error)")
+        }
+        let need = use + missing - quota
+        guard plan.candidateBytes >= need else {
+            throw SyncError(
+                .storage,
+                "not enough room: \(formatBytes(missing)) to download, \(formatBytes(use)) used of \(formatBytes(quota)), "
+                    + "and only \(formatBytes(plan.candidateBytes)) can be evicted without touching what must be kept")
+        }
+        let sweep = GarbageCollector.sweep(store: store, plan: plan, freeing: need)
+        logger.info("evicted cached content to make room", metadata: ["bytes": "\(sweep.freedBytes)", "blobs": "\(sweep.removed.count)"])
+        return sweep.freedBytes
+    }
+
+    /// Downloads what the image lacks, then makes it visible: children before the index,
+    /// the tag last.
+    private func complete(_ plan: ImagePlan, deadline: Int64, managed: inout ManagedTags) async throws -> Outcome {
+        let image = plan.image, top = plan.top, children = plan.children, blobs = plan.blobs
+        let repository = image.repository
         try await download(blobs.filter { !store.hasBlob($0.0) }, repository: repository, deadline: deadline)
 
-        // Everything is here and verified: make it visible, children before the index, the
-        // tag last.
         do {
             for (digest, _) in blobs { try store.linkBlob(digest, into: repository) }
             for child in children where child.digest != top.digest {
@@ -383,38 +480,14 @@ public final class SyncEngine: Sendable {
     }
 }
 
-/// The store's sync lock (`<store>/sync/lock`, flock): one reconcile pass at a time, across
-/// processes. A second one waits and says so.
-final class SyncLock: Sendable {
-    private let fd: Int32
-
-    private init(fd: Int32) {
-        self.fd = fd
+func formatBytes(_ bytes: Int64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var value = Double(bytes)
+    var index = 0
+    while value >= 1024, index < units.count - 1 {
+        value /= 1024
+        index += 1
     }
-
-    static func acquire(store: BlobStore, logger: Logger) throws -> SyncLock {
-        let directory = "\(store.root)/sync"
-        try PosixFile.makeDirectories(directory)
-        let path = "\(directory)/lock"
-        let fd = try PosixFile.open(path, O_RDWR | O_CREAT)
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            let holder = (try? PosixFile.readAll(path: path, limit: 64)).map { String(decoding: $0, as: UTF8.self) } ?? "?"
-            logger.notice("another sync holds the store; waiting for it", metadata: ["pid": "\(holder)"])
-            while flock(fd, LOCK_EX) != 0 {
-                if errno != EINTR {
-                    PosixFile.close(fd)
-                    throw PosixError("flock", path: path)
-                }
-            }
-        }
-        _ = ftruncate(fd, 0)
-        let pid = Array(String(getpid()).utf8)
-        pid.withUnsafeBytes { _ = pwrite(fd, $0.baseAddress, $0.count, 0) }
-        return SyncLock(fd: fd)
-    }
-
-    func release() {
-        flock(fd, LOCK_UN)
-        PosixFile.close(fd)
-    }
+    if index == 0 { return "\(bytes) B" }
+    return "\(Double(Int(value * 10)) / 10) \(units[index])"
 }

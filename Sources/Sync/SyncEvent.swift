@@ -7,6 +7,7 @@ public struct SyncEvent: Sendable, Equatable {
         case imageRemoved = "image-removed"
         case syncCompleted = "sync-completed"
         case syncFailed = "sync-failed"
+        case gcCompleted = "gc-completed"
     }
 
     public var kind: Kind

@@ -62,6 +62,8 @@ public final class BlobStore: Sendable {
     /// Absolute path of the store.
     public let root: String
     let uploads = Mutex<[String: UploadSession]>([:])
+    /// Last use of each blob, for LRU eviction.
+    public let access: AccessLog
 
     /// Opens (and creates) the store at `configuration.root`.
     public init(configuration: Configuration) throws {
@@ -76,6 +78,7 @@ public final class BlobStore: Sendable {
             }
         }
         self.root = root
+        access = AccessLog(root: root)
         for directory in ["blobs/sha256", "blobs/sha512", "ingest", "uploads", "repositories"] {
             try PosixFile.makeDirectories("\(root)/\(directory)")
         }
@@ -219,6 +222,7 @@ public final class BlobStore: Sendable {
 
     /// Records that `digest` is a blob of `repository`.
     public func linkBlob(_ digest: Digest, into repository: RepositoryName) throws {
+        access.touch(digest)
         try PosixFile.touch(layerLinkPath(repository, digest), durable: configuration.fsyncOnCommit)
     }
 

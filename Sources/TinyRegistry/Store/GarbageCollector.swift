@@ -1,0 +1,167 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Mark and sweep over the store, online: what tags (and pinned digests) reach is live; the
+/// rest is a cache evicted least-recently-used first, and only once it has been untouched for
+/// the grace period (a push in progress, a pull that just read the manifest, a blob a sync
+/// just fetched are all "touched").
+///
+/// Readers are never locked out: a blob being served stays readable through its open file
+/// even after it is unlinked.
+public enum GarbageCollector {
+    public struct Policy: Sendable {
+        /// Tags pushed by users count as roots (default). When false only `Roots.tags` do.
+        public var keepPushedTags: Bool
+        /// Seconds a blob must be untouched (written, linked, served) before it may go.
+        public var gracePeriod: Int64
+
+        public init(keepPushedTags: Bool = true, gracePeriod: Int64 = 600) {
+            self.keepPushedTags = keepPushedTags
+            self.gracePeriod = gracePeriod
+        }
+    }
+
+    /// What must be kept whatever the policy: the desired state.
+    public struct Roots: Sendable {
+        /// `repository:tag`.
+        public var tags: Set<String>
+        /// Manifests pinned by digest, as (repository, digest).
+        public var digests: [(RepositoryName, Digest)]
+
+        public init(tags: Set<String> = [], digests: [(RepositoryName, Digest)] = []) {
+            self.tags = tags
+            self.digests = digests
+        }
+    }
+
+    public struct Candidate: Sendable {
+        public var digest: Digest
+        public var size: Int64
+        /// Seconds since the epoch of the last use known.
+        public var lastUsed: Int64
+    }
+
+    public struct Plan: Sendable {
+        public var live: Set<Digest> = []
+        public var liveBytes: Int64 = 0
+        /// Unreferenced blobs past the grace period, least recently used first.
+        public var candidates: [Candidate] = []
+        /// Unreferenced blobs still inside the grace period.
+        public var youngBytes: Int64 = 0
+        public var totalBytes: Int64 = 0
+
+        public var candidateBytes: Int64 { candidates.reduce(0) { $0 + $1.size } }
+    }
+
+    /// Marks what is live and lists what could go.
+    public static func plan(store: BlobStore, policy: Policy, roots: Roots) throws -> Plan {
+        var plan = Plan()
+        var visited = Set<String>()
+        func mark(_ repository: RepositoryName, _ digest: Digest) {
+            guard visited.insert("\(repository)@\(digest)").inserted else { return }
+            plan.live.insert(digest)
+            guard let bytes = try? store.readBlob(digest, limit: Manifest.maxSize), let manifest = try? Manifest.parse(bytes)
+            else { return }
+            for descriptor in [manifest.config].compactMap({ $0 }) + (manifest.layers ?? []) {
+                if let blob = Digest(descriptor.digest) { plan.live.insert(blob) }
+            }
+            for child in manifest.manifests ?? [] {
+                if let childDigest = Digest(child.digest) { mark(repository, childDigest) }
+            }
+            for (referrer, _) in (try? store.referrers(of: digest, in: repository)) ?? [] {
+                mark(repository, referrer)
+            }
+        }
+        for repository in try store.repositories() {
+            for tag in try store.tags(repository) {
+                guard policy.keepPushedTags || roots.tags.contains("\(repository):\(tag)") else { continue }
+                if let digest = store.resolveTag(repository, tag) { mark(repository, digest) }
+            }
+        }
+        for (repository, digest) in roots.digests { mark(repository, digest) }
+
+        let used = store.access.snapshot()
+        let now = AccessLog.now()
+        for digest in try store.allBlobs() {
+            guard let status = try? PosixFile.status(store.blobPath(digest)) else { continue }
+            plan.totalBytes += status.size
+            if plan.live.contains(digest) {
+                plan.liveBytes += status.size
+                continue
+            }
+            let lastUsed = max(status.modified, used[digest] ?? 0)
+            if now - lastUsed < policy.gracePeriod {
+                plan.youngBytes += status.size
+            } else {
+                plan.candidates.append(Candidate(digest: digest, size: status.size, lastUsed: lastUsed))
+            }
+        }
+        plan.candidates.sort { ($0.lastUsed, $0.digest) < ($1.lastUsed, $1.digest) }
+        return plan
+    }
+
+    public struct Sweep: Sendable {
+        public var removed: [Candidate] = []
+        public var freedBytes: Int64 = 0
+    }
+
+    /// Removes candidates in LRU order until `bytes` are freed (all of them when nil), then
+    /// drops the repository links that pointed at what went.
+    @discardableResult
+    public static func sweep(store: BlobStore, plan: Plan, freeing bytes: Int64? = nil) -> Sweep {
+        var sweep = Sweep()
+        for candidate in plan.candidates {
+            if let bytes, sweep.freedBytes >= bytes { break }
+            // Used again since the plan was made (a pull, a mount): keep it.
+            if let used = store.access.snapshot()[candidate.digest], used > candidate.lastUsed { continue }
+            do {
+                try store.removeBlob(candidate.digest)
+                sweep.removed.append(candidate)
+                sweep.freedBytes += candidate.size
+            } catch {
+                continue
+            }
+        }
+        if !sweep.removed.isEmpty {
+            pruneLinks(store: store, removed: Set(sweep.removed.map(\.digest)))
+            store.access.flush(forgetting: Set(sweep.removed.map(\.digest)))
+        }
+        return sweep
+    }
+
+    /// Deletes revision, layer and referrer links to blobs that are gone, so listings stay
+    /// consistent with what can be served.
+    static func pruneLinks(store: BlobStore, removed: Set<Digest>) {
+        for repository in (try? store.repositories()) ?? [] {
+            for digest in (try? store.manifests(repository)) ?? [] where removed.contains(digest) {
+                _ = try? store.unlinkManifest(digest, from: repository)
+            }
+            for digest in (try? store.linkedBlobs(repository)) ?? [] where removed.contains(digest) {
+                _ = try? store.unlinkBlob(digest, from: repository)
+            }
+        }
+    }
+
+    /// Bytes the store occupies: blobs, partial downloads and uploads in progress.
+    public static func diskUse(store: BlobStore) -> Int64 {
+        var total: Int64 = 0
+        for digest in (try? store.allBlobs()) ?? [] { total += store.blobSize(digest) ?? 0 }
+        for name in (try? PosixFile.list("\(store.root)/ingest")) ?? [] {
+            total += (try? PosixFile.status("\(store.root)/ingest/\(name)").size) ?? 0
+        }
+        for id in (try? PosixFile.list("\(store.root)/uploads")) ?? [] {
+            total += (try? PosixFile.status("\(store.root)/uploads/\(id)/data").size) ?? 0
+        }
+        return total
+    }
+
+    /// Size of the filesystem holding the store, for quotas given as a share.
+    public static func filesystemSize(store: BlobStore) -> Int64 {
+        var info = statvfs()
+        guard statvfs(store.root, &info) == 0 else { return 0 }
+        return Int64(info.f_blocks) * Int64(info.f_frsize)
+    }
+}
