@@ -113,6 +113,7 @@ let package = Package(
         .testTarget(
             name: "HooksTests",
             dependencies: ["Hooks", "SatelliteConfig"],
+            exclude: ["golden"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
