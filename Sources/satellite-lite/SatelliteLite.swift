@@ -5,7 +5,10 @@ struct SatelliteLite: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "satellite-lite",
         abstract: "Edge agent of a Harbor Satellite fleet: a verified local OCI registry for small gateways.",
-        subcommands: [Serve.self, ConfigCommand.self, Profiles.self]
+        subcommands: [
+            RunCommand.self, Serve.self, SyncCommand.self, StatusCommand.self, ConfigCommand.self, Profiles.self,
+            GCCommand.self, VerifyCommand.self, HooksCommand.self, RuntimeConfigCommand.self, HashCommand.self,
+        ]
     )
 }
 

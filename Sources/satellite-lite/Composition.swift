@@ -1,0 +1,98 @@
+import Logging
+import SatelliteConfig
+import Sync
+import TinyRegistry
+
+/// Builds the modules' configurations from the settings: the CLI is where they meet.
+extension Settings {
+    /// The upstream password from `passwordFile` or `passwordEnv` (never logged).
+    func upstreamPassword() throws -> String? {
+        guard let upstream = config.upstream else { return nil }
+        if let file = upstream.passwordFile {
+            do {
+                let bytes = try PosixFile.readAll(path: file, limit: 64 * 1024)
+                return String(decoding: bytes, as: UTF8.self).trimmingNewlines()
+            } catch {
+                throw CLIError("cannot read upstream.passwordFile \(file): \(error)")
+            }
+        }
+        if let variable = upstream.passwordEnv {
+            guard let value = getenvString(variable) else {
+                throw CLIError("upstream.passwordEnv names \(variable), which is not set")
+            }
+            return value
+        }
+        return nil
+    }
+
+    func makeClient() throws -> UpstreamClient {
+        guard let upstream = config.upstream, let url = UpstreamURL(upstream.url) else {
+            throw CLIError("no upstream configured: add \"upstream\": {\"url\": \"https://…\"} to \(source)")
+        }
+        let client = UpstreamClient(
+            configuration: .init(
+                baseURL: url.base, username: upstream.username, password: try upstreamPassword(), caFile: upstream.caFile,
+                insecure: upstream.insecure, connectTimeout: profile.sync.connectTimeout, stallTimeout: profile.sync.stallTimeout,
+                bufferSize: profile.io.bufferSize, threads: syncConcurrency + 2),
+            limiter: BandwidthLimiter(bytesPerSecond: bandwidth))
+        return client
+    }
+
+    var desiredState: DesiredStateSource? {
+        if let artifact = config.state.artifact, let reference = ImageReference(artifact) { return .artifact(reference) }
+        if let file = config.state.file { return .file(file) }
+        if !config.state.images.isEmpty { return .images(config.state.images) }
+        return nil
+    }
+
+    var syncPlatform: SyncEngine.Platform? {
+        if let text = config.sync.platform {
+            if text == "all" { return nil }
+            let parts = text.split(separator: "/").map(String.init)
+            return SyncEngine.Platform(os: parts[0], architecture: parts[1], variant: parts.count > 2 ? parts[2] : nil)
+        }
+        if profile.platform.all { return nil }
+        return SyncEngine.Platform(os: profile.platform.os, architecture: profile.platform.architecture, variant: profile.platform.variant)
+    }
+
+    func makeEngine(store: BlobStore, client: UpstreamClient, events: (any SyncEventSink)?, logger: Logger) throws -> SyncEngine {
+        guard let source = desiredState else {
+            throw CLIError("no desired state: add \"state\": {\"images\": [\"repo:tag\"]} (or artifact/file) to \(source)")
+        }
+        return SyncEngine(
+            configuration: .init(
+                source: source, platform: syncPlatform, concurrency: syncConcurrency, timeout: config.sync.timeout,
+                quota: quotaBytes(store: store), gcPolicy: gcPolicy),
+            store: store, client: client, events: events, logger: logger)
+    }
+
+    /// The quota in bytes: the configured size, or the profile's share of the filesystem.
+    func quotaBytes(store: BlobStore) -> Int64 {
+        switch quota {
+        case .bytes(let bytes): bytes
+        case .share(let share): Int64(Double(GarbageCollector.filesystemSize(store: store)) * share)
+        }
+    }
+
+    var gcPolicy: GarbageCollector.Policy {
+        GarbageCollector.Policy(
+            keepPushedTags: config.storage.keepPushedTags, gracePeriod: profile.gc.gracePeriod / 1_000_000_000)
+    }
+
+    /// What garbage collection must keep whatever the policy: the images of the config's
+    /// desired state (an artifact or file state is only known to a sync pass, which keeps
+    /// its own images while it runs; its tags are kept as tags).
+    var gcRoots: GarbageCollector.Roots {
+        GarbageCollector.Roots(
+            tags: Set(config.state.images.compactMap { image in image.tag.map { "\(image.repository):\($0)" } }),
+            digests: config.state.images.compactMap { image in image.digest.map { (image.repository, $0) } })
+    }
+}
+
+extension StringProtocol {
+    func trimmingNewlines() -> String {
+        var slice = Substring(self)
+        while let last = slice.last, last == "\n" || last == "\r" { slice = slice.dropLast() }
+        return String(slice)
+    }
+}

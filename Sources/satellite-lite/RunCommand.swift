@@ -1,0 +1,191 @@
+import ArgumentParser
+import Logging
+import SatelliteConfig
+import Synchronization
+import Sync
+import TinyRegistry
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Serve the registry, sync on the interval, run hooks. SIGTERM/SIGINT stop gracefully; SIGHUP reloads the config.")
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        var settings = try Settings.load(configPath: options.config)
+        let logger = Log.make("satellite-lite")
+        logger.info(
+            "configuration",
+            metadata: ["config": "\(settings.source)", "profile": "\(settings.profile.name)", "profileReason": "\(settings.profileReason)"])
+        let store = try BlobStore(configuration: settings.storeConfiguration)
+        let server = RegistryServer(configuration: settings.registryConfiguration, api: RegistryAPI(store: store), logger: logger)
+        do {
+            try await server.start()
+        } catch {
+            await server.shutdown()
+            throw CLIError("cannot listen on \(settings.config.registry.listen): \(error)")
+        }
+        let hooks = try HookBridge.make(settings: settings, store: store, logger: logger)
+        hooks?.start()
+
+        let control = RunControl()
+        let watcher = SignalWatcher(signals: [SIGTERM, SIGINT, SIGHUP]) { signal in
+            if signal == SIGHUP {
+                control.requestReload()
+            } else {
+                logger.info("stopping", metadata: ["signal": "\(signal)"])
+                control.requestStop()
+            }
+        }
+        defer { watcher.cancel() }
+
+        while !control.stopRequested {
+            var client: UpstreamClient?
+            if settings.config.upstream != nil, settings.desiredState != nil {
+                do {
+                    let upstream = try settings.makeClient()
+                    client = upstream
+                    let engine = try settings.makeEngine(store: store, client: upstream, events: hooks, logger: logger)
+                    let pass = Task { await engine.runPass() }
+                    let report = await control.whileRunning(pass)
+                    logger.info("sync pass finished", metadata: ["summary": "\(report.summary(bandwidth: settings.bandwidth))"])
+                } catch {
+                    logger.error("sync cannot start", metadata: ["error": "\(error)"])
+                }
+            } else {
+                logger.info("no upstream or desired state configured: serving only")
+            }
+            await client?.shutdown()
+            store.access.flush()
+            collectIfNeeded(settings: settings, store: store, hooks: hooks, logger: logger)
+            await control.sleep(nanoseconds: settings.config.state.interval)
+            if control.takeReload() {
+                do {
+                    let reloaded = try Settings.load(configPath: options.config)
+                    if reloaded.config.registry.listen != settings.config.registry.listen
+                        || reloaded.config.storage.path != settings.config.storage.path
+                    {
+                        logger.warning("registry.listen and storage.path changes take effect after a restart")
+                    }
+                    settings = reloaded
+                    hooks?.update(settings: settings)
+                    logger.info("configuration reloaded", metadata: ["config": "\(settings.source)"])
+                } catch {
+                    logger.error("configuration reload failed; keeping the previous one", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        await hooks?.stop()
+        await server.shutdown()
+        store.access.flush()
+    }
+
+    /// Online GC at the profile's watermarks: above the high one, evicts unreferenced content
+    /// least recently used first until disk use is under the low one.
+    func collectIfNeeded(settings: Settings, store: BlobStore, hooks: HookBridge?, logger: Logger) {
+        let quota = settings.quotaBytes(store: store)
+        let use = GarbageCollector.diskUse(store: store)
+        guard quota > 0, Double(use) > Double(quota) * settings.profile.gc.highWatermark else { return }
+        do {
+            let lock = try StoreLock.acquire(store: store, logger: logger)
+            defer { lock.release() }
+            let plan = try GarbageCollector.plan(store: store, policy: settings.gcPolicy, roots: settings.gcRoots)
+            let target = Int64(Double(quota) * settings.profile.gc.lowWatermark)
+            let sweep = GarbageCollector.sweep(store: store, plan: plan, freeing: use - target)
+            let after = GarbageCollector.diskUse(store: store)
+            logger.info(
+                "garbage collected",
+                metadata: ["freed": "\(sweep.freedBytes)", "blobs": "\(sweep.removed.count)", "use": "\(after)", "quota": "\(quota)"])
+            try? hooks?.record(
+                SyncEvent(kind: .gcCompleted, message: "freed \(Units.formatSize(sweep.freedBytes)) in \(sweep.removed.count) blob(s); \(Units.formatSize(after)) used of \(Units.formatSize(quota))"))
+        } catch {
+            logger.error("garbage collection failed", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Signals for the run loop: stop and reload requests, and an interruptible sleep.
+final class RunControl: Sendable {
+    private struct State {
+        var stop = false
+        var reload = false
+        var wake: CheckedContinuation<Void, Never>?
+        /// Counts sleeps, so that a timer of an interrupted sleep cannot end a later one.
+        var generation = 0
+        var pass: Task<SyncEngine.Report, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    var stopRequested: Bool { state.withLock { $0.stop } }
+
+    func requestStop() {
+        let (wake, pass) = state.withLock { s -> (CheckedContinuation<Void, Never>?, Task<SyncEngine.Report, Never>?) in
+            s.stop = true
+            defer { s.wake = nil }
+            return (s.wake, s.pass)
+        }
+        pass?.cancel()
+        wake?.resume()
+    }
+
+    func requestReload() {
+        let wake = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.reload = true
+            defer { s.wake = nil }
+            return s.wake
+        }
+        wake?.resume()
+    }
+
+    func takeReload() -> Bool {
+        state.withLock { s in
+            defer { s.reload = false }
+            return s.reload
+        }
+    }
+
+    /// Awaits a pass; a stop request cancels it.
+    func whileRunning(_ pass: Task<SyncEngine.Report, Never>) async -> SyncEngine.Report {
+        let stopped = state.withLock { s in
+            s.pass = pass
+            return s.stop
+        }
+        if stopped { pass.cancel() }
+        let report = await pass.value
+        state.withLock { $0.pass = nil }
+        return report
+    }
+
+    /// Sleeps until the interval passes, or a stop or reload request.
+    func sleep(nanoseconds: Int64) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let generation = state.withLock { s -> Int? in
+                if s.stop || s.reload { return nil }
+                s.wake = continuation
+                s.generation += 1
+                return s.generation
+            }
+            guard let generation else {
+                continuation.resume()
+                return
+            }
+            Task {
+                try? await Task.sleep(nanoseconds: UInt64(max(0, nanoseconds)))
+                let wake = self.state.withLock { s -> CheckedContinuation<Void, Never>? in
+                    guard s.generation == generation else { return nil }
+                    defer { s.wake = nil }
+                    return s.wake
+                }
+                wake?.resume()
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import ArgumentParser
+import FoundationEssentials
+import SatelliteConfig
+import Sync
+import TinyRegistry
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Desired vs present images, disk use, last sync, transfers in progress.")
+
+    @OptionGroup var options: ConfigOption
+    @Flag(help: "Print JSON.") var json = false
+
+    struct Report: Encodable {
+        struct Image: Encodable {
+            var image: String
+            var state: String
+            var digest: String?
+            var error: String?
+        }
+        var store: String
+        var diskUse: Int64
+        var quota: String
+        var images: [Image]
+        var transfers: [SyncStatus.Transfer]
+        var lastSyncStarted: Int64?
+        var lastSyncFinished: Int64?
+        var lastSyncOK: Bool?
+        var lastSyncError: String?
+        var syncRunning: Bool
+        var hooks: [HookBridge.RunSummary]
+    }
+
+    func run() throws {
+        let settings = try Settings.load(configPath: options.config)
+        let store = try BlobStore(configuration: settings.storeConfiguration)
+        let sync = SyncStatus.read(store: store)
+        var images: [Report.Image] = []
+        for image in settings.config.state.images {
+            let known = sync?.images.first { $0.image == image.description }
+            let present: Digest? =
+                image.tag.flatMap { store.resolveTag(image.repository, $0) }
+                ?? image.digest.flatMap { store.manifestMediaType(image.repository, $0) != nil ? $0 : nil }
+            images.append(
+                .init(
+                    image: image.description,
+                    state: present != nil ? (known?.state == "syncing" ? "present, updating" : "present") : (known?.state ?? "missing"),
+                    digest: present?.description, error: present == nil ? known?.error : nil))
+        }
+        if settings.config.state.images.isEmpty, let sync {
+            images = sync.images.map { .init(image: $0.image, state: $0.state, digest: $0.digest, error: $0.error) }
+        }
+        var diskUse: Int64 = 0
+        for digest in (try? store.allBlobs()) ?? [] { diskUse += store.blobSize(digest) ?? 0 }
+        let running = sync?.running == true && sync?.pid.map { kill($0, 0) == 0 } == true
+        let report = Report(
+            store: store.root, diskUse: diskUse, quota: settings.quota.description, images: images,
+            transfers: running ? sync?.transfers ?? [] : [], lastSyncStarted: sync?.lastSyncStarted,
+            lastSyncFinished: sync?.lastSyncFinished, lastSyncOK: sync?.lastSyncOK, lastSyncError: sync?.lastSyncError,
+            syncRunning: running, hooks: HookBridge.recentRuns(store: store))
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        print("store: \(report.store), \(Units.formatSize(diskUse)) used, quota \(report.quota)")
+        if images.isEmpty { print("images: none desired") }
+        for image in images {
+            var line = "  \(image.image): \(image.state)"
+            if let digest = image.digest { line += " \(digest)" }
+            if let error = image.error { line += " (\(error))" }
+            print(line)
+        }
+        if let finished = report.lastSyncFinished {
+            let ago = Int64(time(nil)) - finished
+            print("last sync: \(report.lastSyncOK == true ? "complete" : "incomplete"), \(Units.formatDuration(ago * 1_000_000_000)) ago"
+                + (report.lastSyncError.map { ": \($0)" } ?? ""))
+        } else {
+            print("last sync: never")
+        }
+        if running { print("sync: running") }
+        for t in report.transfers {
+            let eta = t.eta.map { ", ETA \(Units.formatDuration($0 * 1_000_000_000))" } ?? ""
+            print("  transfer \(t.repository)@\(t.digest.prefix(19)): \(Units.formatSize(t.done))/\(Units.formatSize(t.size)) at \(Units.formatSize(t.rate))/s\(eta)")
+        }
+        for run in report.hooks {
+            print("  hook \(run.event) #\(run.hook) \(run.image): \(run.result) in \(run.duration)")
+        }
+    }
+}
