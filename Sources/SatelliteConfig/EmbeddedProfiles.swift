@@ -3,6 +3,20 @@
 /// The JSON text of every file in hw-profiles/, by file name without extension.
 enum EmbeddedProfiles {
     static let documents: [(String, String)] = [
+        ("bbb-armv7", #"""
+{
+  "name": "bbb-armv7",
+  "description": "BeagleBone Black / i.MX6 class gateway (armhf): 1x Cortex-A8 1 GHz (or 1-4x Cortex-A9), 512 MB RAM, 4 GB eMMC, 100 Mbit Ethernet",
+  "detect": { "machines": ["armv7l"], "models": ["BeagleBone", "AM335x", "i.MX6", "imx6"], "minMemory": 0, "maxMemory": "1GiB" },
+  "platform": { "os": "linux", "architecture": "arm", "variant": "v7" },
+  "io": { "bufferSize": "32KiB", "bufferCount": 2 },
+  "registry": { "eventLoopThreads": 1, "blockingThreads": 1, "maxConnections": 16, "uploadTimeout": "30m" },
+  "storage": { "fsyncOnCommit": true, "fsyncInterval": "4MiB", "quota": "50%" },
+  "sync": { "concurrency": 1, "bandwidth": "0", "stallTimeout": "180s", "connectTimeout": "30s" },
+  "gc": { "highWatermark": "85%", "lowWatermark": "70%", "gracePeriod": "10m" },
+  "hooks": { "timeout": "2m" }
+}
+"""#),
         ("generic-amd64", #"""
 {
   "name": "generic-amd64",
@@ -15,6 +29,62 @@ enum EmbeddedProfiles {
   "sync": { "concurrency": 4, "bandwidth": "0", "stallTimeout": "60s", "connectTimeout": "15s" },
   "gc": { "highWatermark": "90%", "lowWatermark": "80%", "gracePeriod": "10m" },
   "hooks": { "timeout": "5m" }
+}
+"""#),
+        ("imx8mm-arm64", #"""
+{
+  "name": "imx8mm-arm64",
+  "description": "NXP i.MX 8M Mini class gateway: 4x Cortex-A53 1.8 GHz with ARMv8 crypto extensions, 1-4 GB LPDDR4, eMMC, Gigabit Ethernet",
+  "detect": { "machines": ["aarch64", "arm64"], "models": ["i.MX8MM", "i.MX 8M Mini", "i.MX8M Mini", "imx8mm"], "minMemory": 0, "maxMemory": 0 },
+  "platform": { "os": "linux", "architecture": "arm64", "variant": "v8" },
+  "io": { "bufferSize": "128KiB", "bufferCount": 4 },
+  "registry": { "eventLoopThreads": 1, "blockingThreads": 2, "maxConnections": 64, "uploadTimeout": "1h" },
+  "storage": { "fsyncOnCommit": true, "fsyncInterval": "16MiB", "quota": "50%" },
+  "sync": { "concurrency": 2, "bandwidth": "0", "stallTimeout": "120s", "connectTimeout": "30s" },
+  "gc": { "highWatermark": "90%", "lowWatermark": "80%", "gracePeriod": "10m" },
+  "hooks": { "timeout": "2m" }
+}
+"""#),
+        ("jetson-orin-nano-arm64", #"""
+{
+  "name": "jetson-orin-nano-arm64",
+  "description": "NVIDIA Jetson Orin Nano: 6x Cortex-A78AE 1.5 GHz with ARMv8 crypto extensions, 4-8 GB LPDDR5, NVMe or microSD, Gigabit Ethernet",
+  "detect": { "machines": ["aarch64", "arm64"], "models": ["Jetson Orin Nano", "NVIDIA Orin Nano"], "minMemory": 0, "maxMemory": 0 },
+  "platform": { "os": "linux", "architecture": "arm64", "variant": "v8" },
+  "io": { "bufferSize": "256KiB", "bufferCount": 4 },
+  "registry": { "eventLoopThreads": 2, "blockingThreads": 4, "maxConnections": 256, "uploadTimeout": "1h" },
+  "storage": { "fsyncOnCommit": true, "fsyncInterval": "32MiB", "quota": "40%" },
+  "sync": { "concurrency": 4, "bandwidth": "0", "stallTimeout": "60s", "connectTimeout": "15s" },
+  "gc": { "highWatermark": "90%", "lowWatermark": "80%", "gracePeriod": "10m" },
+  "hooks": { "timeout": "5m" }
+}
+"""#),
+        ("rpi-zero2w-arm64", #"""
+{
+  "name": "rpi-zero2w-arm64",
+  "description": "Raspberry Pi Zero 2 W on a 64-bit OS: 4x Cortex-A53 1 GHz, 512 MB RAM, microSD, 2.4 GHz Wi-Fi",
+  "detect": { "machines": ["aarch64", "arm64"], "models": ["Raspberry Pi Zero 2"], "minMemory": 0, "maxMemory": "1GiB" },
+  "platform": { "os": "linux", "architecture": "arm64", "variant": "v8" },
+  "io": { "bufferSize": "64KiB", "bufferCount": 2 },
+  "registry": { "eventLoopThreads": 1, "blockingThreads": 1, "maxConnections": 16, "uploadTimeout": "30m" },
+  "storage": { "fsyncOnCommit": true, "fsyncInterval": "8MiB", "quota": "40%" },
+  "sync": { "concurrency": 1, "bandwidth": "0", "stallTimeout": "120s", "connectTimeout": "30s" },
+  "gc": { "highWatermark": "85%", "lowWatermark": "70%", "gracePeriod": "10m" },
+  "hooks": { "timeout": "2m" }
+}
+"""#),
+        ("rpi3-armv7", #"""
+{
+  "name": "rpi3-armv7",
+  "description": "Raspberry Pi 3 on a 32-bit OS (armhf): 4x Cortex-A53 1.2 GHz, 1 GB RAM, microSD, 100 Mbit Ethernet over USB 2",
+  "detect": { "machines": ["armv7l", "armv8l"], "models": ["Raspberry Pi 3"], "minMemory": 0, "maxMemory": "1GiB" },
+  "platform": { "os": "linux", "architecture": "arm", "variant": "v7" },
+  "io": { "bufferSize": "64KiB", "bufferCount": 4 },
+  "registry": { "eventLoopThreads": 1, "blockingThreads": 2, "maxConnections": 32, "uploadTimeout": "30m" },
+  "storage": { "fsyncOnCommit": true, "fsyncInterval": "8MiB", "quota": "50%" },
+  "sync": { "concurrency": 2, "bandwidth": "0", "stallTimeout": "120s", "connectTimeout": "30s" },
+  "gc": { "highWatermark": "90%", "lowWatermark": "80%", "gracePeriod": "10m" },
+  "hooks": { "timeout": "2m" }
 }
 """#),
         ("rpi4-arm64", #"""

@@ -29,6 +29,17 @@ import TestSupport
         #expect(pi.reason.contains("model"))
         let pc = ProfileDetection.detect(facts: .init(machine: "x86_64", model: nil, memory: 8 << 30), profiles: profiles)
         #expect(pc.profile.name == "generic-amd64")
+        let cases: [(String, String, Int64, String)] = [
+            ("aarch64", "Raspberry Pi Zero 2 W Rev 1.0", 512 << 20, "rpi-zero2w-arm64"),
+            ("armv7l", "Raspberry Pi 3 Model B Plus Rev 1.3", 1 << 30, "rpi3-armv7"),
+            ("armv7l", "TI AM335x BeagleBone Black", 512 << 20, "bbb-armv7"),
+            ("aarch64", "FSL i.MX8MM EVK board", 2 << 30, "imx8mm-arm64"),
+            ("aarch64", "NVIDIA Jetson Orin Nano Developer Kit", 8 << 30, "jetson-orin-nano-arm64"),
+        ]
+        for (machine, model, memory, expected) in cases {
+            let detected = ProfileDetection.detect(facts: .init(machine: machine, model: model, memory: memory), profiles: profiles)
+            #expect(detected.profile.name == expected, "\(model)")
+        }
     }
 
     @Test func profileErrorsNameTheKey() {
