@@ -34,6 +34,9 @@ struct RunCommand: AsyncParsableCommand {
         }
         let hooks = try HookBridge.make(settings: settings, store: store, logger: logger)
         hooks?.start()
+        let metrics = RunMetrics(settings: settings, store: store, hooks: hooks)
+        server.api.metrics.addProvider { metrics.render() }
+        let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)")
 
         let control = RunControl()
         let watcher = SignalWatcher(signals: [SIGTERM, SIGINT, SIGHUP]) { signal in
@@ -53,8 +56,10 @@ struct RunCommand: AsyncParsableCommand {
                     let upstream = try settings.makeClient()
                     client = upstream
                     let engine = try settings.makeEngine(store: store, client: upstream, events: hooks, logger: logger)
+                    metrics.passStarted(client: upstream)
                     let pass = Task { await engine.runPass() }
                     let report = await control.whileRunning(pass)
+                    metrics.passFinished(report: report, client: upstream)
                     logger.info("sync pass finished", metadata: ["summary": "\(report.summary(bandwidth: settings.bandwidth))"])
                 } catch {
                     logger.error("sync cannot start", metadata: ["error": "\(error)"])
@@ -64,7 +69,7 @@ struct RunCommand: AsyncParsableCommand {
             }
             await client?.shutdown()
             store.access.flush()
-            collectIfNeeded(settings: settings, store: store, hooks: hooks, logger: logger)
+            collectIfNeeded(settings: settings, store: store, hooks: hooks, logger: logger, metrics: metrics)
             await control.sleep(nanoseconds: settings.config.state.interval)
             if control.takeReload() {
                 do {
@@ -82,6 +87,8 @@ struct RunCommand: AsyncParsableCommand {
                 }
             }
         }
+        SystemdNotifier.send("STOPPING=1")
+        watchdog?.cancel()
         await hooks?.stop()
         await server.shutdown()
         store.access.flush()
@@ -89,7 +96,7 @@ struct RunCommand: AsyncParsableCommand {
 
     /// Online GC at the profile's watermarks: above the high one, evicts unreferenced content
     /// least recently used first until disk use is under the low one.
-    func collectIfNeeded(settings: Settings, store: BlobStore, hooks: HookBridge?, logger: Logger) {
+    func collectIfNeeded(settings: Settings, store: BlobStore, hooks: HookBridge?, logger: Logger, metrics: RunMetrics) {
         let quota = settings.quotaBytes(store: store)
         let use = GarbageCollector.diskUse(store: store)
         guard quota > 0, Double(use) > Double(quota) * settings.profile.gc.highWatermark else { return }
@@ -100,6 +107,7 @@ struct RunCommand: AsyncParsableCommand {
             let target = Int64(Double(quota) * settings.profile.gc.lowWatermark)
             let sweep = GarbageCollector.sweep(store: store, plan: plan, freeing: use - target)
             let after = GarbageCollector.diskUse(store: store)
+            metrics.gcFinished(freed: sweep.freedBytes)
             logger.info(
                 "garbage collected",
                 metadata: ["freed": "\(sweep.freedBytes)", "blobs": "\(sweep.removed.count)", "use": "\(after)", "quota": "\(quota)"])

@@ -37,6 +37,8 @@ struct Serve: AsyncParsableCommand {
             await server.shutdown()
             throw CLIError("cannot listen on \(settings.config.registry.listen): \(error)")
         }
+        let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)")
+        defer { watchdog?.cancel() }
         let stop = SignalWatcher(signals: [SIGTERM, SIGINT]) { signal in
             logger.info("stopping", metadata: ["signal": "\(signal)"])
             Task { await server.shutdown() }

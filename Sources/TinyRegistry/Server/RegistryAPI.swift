@@ -6,7 +6,7 @@ import NIOHTTP1
 /// the server's blocking thread pool, never on an event loop.
 public final class RegistryAPI: Sendable {
     public let store: BlobStore
-    let metrics: Metrics
+    public let metrics: Metrics
 
     public init(store: BlobStore, metrics: Metrics = Metrics()) {
         self.store = store
