@@ -12,6 +12,16 @@ struct ManifestFetcher {
         var manifest: Manifest
     }
 
+    /// The digest the upstream announces for a tag (HEAD: a few hundred bytes instead of the
+    /// manifest), or nil when it does not say.
+    func headDigest(_ repository: RepositoryName, tag: String) async throws -> Digest? {
+        let response = try await client.fetch(
+            "/v2/\(repository)/manifests/\(tag)", scope: "repository:\(repository):pull", accept: MediaType.manifestTypes,
+            method: "HEAD")
+        guard response.status == 200 else { return nil }
+        return response.digestHeader.flatMap { Digest($0) }
+    }
+
     /// Throws ``SyncError``: notFound, corrupt (digest mismatch, not a manifest), link, refused.
     func fetch(_ repository: RepositoryName, reference: Reference) async throws -> Fetched {
         let response = try await client.fetch(

@@ -268,8 +268,13 @@ public final class SyncEngine: Sendable {
     private func resolve(_ image: ImageReference, deadline: Int64) async throws -> ImagePlan {
         let fetcher = ManifestFetcher(client: client)
         let repository = image.repository
-        let top = try await fetchWithRetry(deadline: deadline) {
-            try await fetcher.fetch(repository, reference: image.digest.map { .digest($0) } ?? .tag(image.tag ?? "latest"))
+        let top: ManifestFetcher.Fetched
+        if let local = try await unchangedLocalManifest(image, fetcher: fetcher, deadline: deadline) {
+            top = local
+        } else {
+            top = try await fetchWithRetry(deadline: deadline) {
+                try await fetcher.fetch(repository, reference: image.digest.map { .digest($0) } ?? .tag(image.tag ?? "latest"))
+            }
         }
         var children: [ManifestFetcher.Fetched] = []
         if top.manifest.isIndex {
@@ -407,6 +412,31 @@ public final class SyncEngine: Sendable {
             }
         }
         return Outcome(digest: top.digest, updated: updated)
+    }
+
+    /// The stored manifest when the upstream still has the same one: a digest-pinned image
+    /// already here, or a tag whose HEAD announces the digest the local tag holds. Saves
+    /// the manifest bytes on every pass over a metered link.
+    private func unchangedLocalManifest(
+        _ image: ImageReference, fetcher: ManifestFetcher, deadline: Int64
+    ) async throws -> ManifestFetcher.Fetched? {
+        let repository = image.repository
+        let local: Digest
+        if let pinned = image.digest {
+            local = pinned
+        } else if let tag = image.tag, let tagged = store.resolveTag(repository, tag) {
+            let announced = try await fetchWithRetry(deadline: deadline) { try await fetcher.headDigest(repository, tag: tag) }
+            guard announced == tagged else { return nil }
+            local = tagged
+        } else {
+            return nil
+        }
+        guard let mediaType = store.manifestMediaType(repository, local),
+            let bytes = try? store.readBlob(local, limit: Manifest.maxSize),
+            ContentHasher.digest(of: bytes, algorithm: local.algorithm) == local,
+            let manifest = try? Manifest.parse(bytes)
+        else { return nil }
+        return ManifestFetcher.Fetched(digest: local, mediaType: mediaType, bytes: bytes, manifest: manifest)
     }
 
     /// The index entries the profile's platform needs (all of them without a platform).

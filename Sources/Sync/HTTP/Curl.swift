@@ -221,7 +221,8 @@ public final class CancelFlag: Sendable {
 extension StringProtocol {
     func trimmingLineEnd() -> String {
         var slice = Substring(self)
-        while let last = slice.last, last == "\r" || last == "\n" || last == " " { slice = slice.dropLast() }
+        // "\r\n" is one Character: test for newlines, not for "\r" and "\n".
+        while let last = slice.last, last.isNewline || last == " " || last == "\t" { slice = slice.dropLast() }
         return String(slice)
     }
 
