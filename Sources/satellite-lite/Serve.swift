@@ -38,12 +38,19 @@ struct Serve: AsyncParsableCommand {
             throw CLIError("cannot listen on \(settings.config.registry.listen): \(error)")
         }
         let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)")
-        defer { watchdog?.cancel() }
+        let control = RunControl()
         let stop = SignalWatcher(signals: [SIGTERM, SIGINT]) { signal in
             logger.info("stopping", metadata: ["signal": "\(signal)"])
-            Task { await server.shutdown() }
+            control.requestStop()
         }
-        try await server.waitUntilClosed()
+        // Wait for the signal itself, not for the listener to close: shutting the event
+        // loops down from the signal's task while this one still waits on a channel future
+        // could leave that future without a loop to complete on.
+        while !control.stopRequested {
+            await control.sleep(nanoseconds: Int64.max / 2)
+        }
+        SystemdNotifier.send("STOPPING=1")
+        watchdog?.cancel()
         stop.cancel()
         await server.shutdown()
     }

@@ -82,6 +82,16 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.error = RegistryError(.unknown, "\(error)")
             return
         }
+        if exchange.error == nil, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }),
+            exchange.handling != .discard || exchange.request.contentLength.map({ $0 > 0 }) == true
+        {
+            // curl waits a second for this before sending a body over 1 MiB.
+            if case .buffer(let limit) = exchange.handling, let length = exchange.request.contentLength, length > Int64(limit) {
+                // Refused below instead.
+            } else {
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+            }
+        }
         switch exchange.handling {
         case .discard:
             break

@@ -78,15 +78,14 @@ public final class RegistryServer: Sendable {
                     self.openConnections.wrappingSubtract(1, ordering: .relaxed)
                 }
                 api.metrics.recordConnection()
-                if open > maxConnections {
-                    return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        try channel.pipeline.syncOperations.addHandler(OverloadHandler())
-                    }
-                }
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(HTTPHandler(api: api, pool: pool, settings: settings))
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
+                    try channel.pipeline.syncOperations.addHandler(ProtocolErrorHandler())
+                    if open > maxConnections {
+                        try channel.pipeline.syncOperations.addHandler(OverloadHandler())
+                    } else {
+                        try channel.pipeline.syncOperations.addHandler(HTTPHandler(api: api, pool: pool, settings: settings))
+                    }
                 }
             }
         let bound = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()

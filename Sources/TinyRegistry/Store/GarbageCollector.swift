@@ -116,7 +116,7 @@ public enum GarbageCollector {
         for candidate in plan.candidates {
             if let bytes, sweep.freedBytes >= bytes { break }
             // Used again since the plan was made (a pull, a mount): keep it.
-            if let used = store.access.snapshot()[candidate.digest], used > candidate.lastUsed { continue }
+            if let used = store.access.lastUse(candidate.digest), used > candidate.lastUsed { continue }
             do {
                 try store.removeBlob(candidate.digest)
                 sweep.removed.append(candidate)

@@ -43,7 +43,12 @@ public enum Verifier {
             report.checked += 1
             report.checkedBytes += offset
             if failed || hasher.digest() != digest {
-                try quarantine(store: store, digest)
+                do {
+                    try quarantine(store: store, digest)
+                } catch let error as PosixError where error.isNotFound {
+                    // Removed meanwhile (a garbage collection next to this run): nothing to quarantine.
+                    continue
+                }
                 report.corrupt.append(digest)
             }
         }
