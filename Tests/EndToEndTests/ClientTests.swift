@@ -27,3 +27,19 @@ import TestSupport
         try runScript("ctr_mirror_pull.sh", [satellite.address])
     }
 }
+
+/// Hostile requests and kill -9 during pushes, against the real binary.
+@Suite(.serialized) struct RobustnessTests {
+    static let scripts = "\(TestEnvironment.repositoryRoot)/Tests/e2e"
+
+    @Test func hostileInputGetsClearErrorsAndChangesNothingOutsideTheStore() throws {
+        let result = try Subprocess.run(["\(Self.scripts)/hostile.sh", "--bin", TestEnvironment.binary], timeout: 300)
+        #expect(result.status == 0, "\(result)")
+    }
+
+    @Test func killDuringPushesLeavesOnlyVerifiedBlobs() throws {
+        let result = try Subprocess.run(
+            ["\(Self.scripts)/crash_push.sh", TestEnvironment.binary], environment: ["ROUNDS": "6"], timeout: 600)
+        #expect(result.status == 0, "\(result)")
+    }
+}
