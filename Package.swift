@@ -40,6 +40,12 @@ let package = Package(
             dependencies: [],
             cSettings: [.define("_FILE_OFFSET_BITS", to: "64"), .define("_TIME_BITS", to: "64"), .unsafeFlags(["-O3"])]
         ),
+        // libc calls Swift's Glibc module hides (declared only under _GNU_SOURCE).
+        .target(
+            name: "CSatelliteSystem",
+            dependencies: [],
+            cSettings: [.define("_FILE_OFFSET_BITS", to: "64"), .define("_TIME_BITS", to: "64")]
+        ),
         .target(
             name: "SatelliteConfig",
             dependencies: ["TinyRegistry"],
@@ -50,6 +56,7 @@ let package = Package(
             dependencies: [
                 "CMbedTLS",
                 "CSHA256",
+                "CSatelliteSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

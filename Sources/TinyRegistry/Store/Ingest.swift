@@ -1,3 +1,5 @@
+import CSatelliteSystem
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -24,6 +26,9 @@ public final class Ingest: @unchecked Sendable {
     public private(set) var offset: Int64 = 0
     /// Bytes known to be on stable storage.
     public private(set) var durableOffset: Int64 = 0
+    /// Where writeback was last started: the kernel flushes behind the writer, so the fsync
+    /// at commit does not wait for the whole blob.
+    private var writebackOffset: Int64 = 0
     private let offsetPath: String?
     private var closed = false
 
@@ -92,12 +97,18 @@ public final class Ingest: @unchecked Sendable {
         offset += Int64(bytes.count)
         if offsetPath != nil, offset - durableOffset >= store.configuration.fsyncInterval {
             try checkpoint()
+        } else if store.configuration.fsyncOnCommit, offset - writebackOffset >= Self.writebackStep {
+            _ = csystem_start_writeback(fd, writebackOffset, offset - writebackOffset)
+            writebackOffset = offset
         }
     }
 
     public func write(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try write($0) }
     }
+
+    /// Bytes between two writeback starts.
+    static let writebackStep: Int64 = 8 << 20
 
     /// Starts over from zero bytes (the upstream ignored a range request).
     public func reset() throws {
