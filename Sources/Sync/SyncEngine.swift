@@ -197,7 +197,7 @@ public final class SyncEngine: Sendable {
         // The quota: the desired state must fit; room for what is missing comes from the cache.
         if let quota = configuration.quota {
             do {
-                report.bytesEvicted = try makeRoom(plans, wanted: wanted, quota: quota)
+                report.bytesEvicted = try makeRoom(plans, wanted: wanted, quota: quota, managed: managed)
             } catch {
                 logger.error("desired state does not fit", metadata: ["error": "\(error)"])
                 for plan in plans {
@@ -318,7 +318,7 @@ public final class SyncEngine: Sendable {
     /// Throws ``SyncError`` naming every image and its size when the desired state alone
     /// exceeds the quota, or when the cache cannot give enough room without evicting what
     /// must be kept.
-    private func makeRoom(_ plans: [ImagePlan], wanted: [ImageReference], quota: Int64) throws -> Int64 {
+    private func makeRoom(_ plans: [ImagePlan], wanted: [ImageReference], quota: Int64, managed: ManagedTags) throws -> Int64 {
         var sizes: [Digest: Int64] = [:]
         for plan in plans {
             sizes[plan.top.digest] = Int64(plan.top.bytes.count)
@@ -337,9 +337,12 @@ public final class SyncEngine: Sendable {
         }
         let use = GarbageCollector.diskUse(store: store)
         guard use + missing > quota else { return 0 }
+        let wantedTags = Set(wanted.compactMap { image in image.tag.map { "\(image.repository):\($0)" } })
         let roots = GarbageCollector.Roots(
-            tags: Set(wanted.compactMap { image in image.tag.map { "\(image.repository):\($0)" } }),
-            digests: wanted.compactMap { image in image.digest.map { (image.repository, $0) } })
+            tags: wantedTags,
+            digests: wanted.compactMap { image in image.digest.map { (image.repository, $0) } }
+                + plans.map { ($0.image.repository, $0.top.digest) },
+            released: Set(managed.tags.keys).subtracting(wantedTags))
         let plan: GarbageCollector.Plan
         do {
             plan = try GarbageCollector.plan(store: store, policy: configuration.gcPolicy, roots: roots)

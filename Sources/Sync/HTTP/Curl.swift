@@ -86,6 +86,32 @@ final class CurlTransfer {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
     }()
 
+    /// An idle easy handle. A handle is used by one thread at a time; kept between requests it
+    /// keeps its connections (and TLS sessions) open, so a pass does not pay a TCP and TLS
+    /// handshake per manifest and per blob.
+    struct Handle: @unchecked Sendable {
+        let pointer: UnsafeMutableRawPointer
+    }
+
+    static let idleHandles = Mutex<[Handle]>([])
+    /// Idle handles kept (each holds at most a few connections).
+    static let maxIdleHandles = 8
+
+    static func takeHandle() -> UnsafeMutableRawPointer? {
+        if let handle = idleHandles.withLock({ $0.popLast() }) { return handle.pointer }
+        return curl_easy_init()
+    }
+
+    static func returnHandle(_ pointer: UnsafeMutableRawPointer) {
+        curl_easy_reset(pointer)
+        let kept = idleHandles.withLock { handles -> Bool in
+            guard handles.count < maxIdleHandles else { return false }
+            handles.append(Handle(pointer: pointer))
+            return true
+        }
+        if !kept { curl_easy_cleanup(pointer) }
+    }
+
     /// Performs one request. Returns the final response (after redirects).
     ///
     /// Throws ``Failure`` for connection, timeout and TLS errors, and rethrows what `onBody`
@@ -96,10 +122,10 @@ final class CurlTransfer {
         onBody: @escaping (UnsafeRawBufferPointer) throws -> Void
     ) throws -> Response {
         _ = globalInit
-        guard let handle = curl_easy_init() else {
+        guard let handle = takeHandle() else {
             throw Failure(code: CURLE_FAILED_INIT, message: "curl_easy_init failed")
         }
-        defer { curl_easy_cleanup(handle) }
+        defer { returnHandle(handle) }
         let context = Context(onHeaders: onHeaders, onBody: onBody, cancelled: cancelled)
         let unmanaged = Unmanaged.passRetained(context)
         defer { unmanaged.release() }

@@ -202,9 +202,13 @@ public final class UpstreamClient: Sendable {
                 }
                 _ = tooLarge
                 self.received.wrappingAdd(Int64(body.count), ordering: .relaxed)
-                if response.status == 401, !authRetried {
-                    authRetried = true
+                if response.status == 401 {
+                    // Once to authenticate; a second 401 means the credentials are wrong.
                     try self.authenticate(challenge: response.header("www-authenticate"), scope: scope, cancel: cancel)
+                    guard !authRetried else {
+                        throw SyncError(.refused, "upstream rejected the credentials of \(self.configuration.username ?? "anonymous") for \(path)")
+                    }
+                    authRetried = true
                     continue
                 }
                 return Fetched(
@@ -309,6 +313,9 @@ public final class UpstreamClient: Sendable {
                 } catch let failure as CurlTransfer.Failure {
                     guard failure.isTransient else { throw SyncError(.refused, "\(failure)") }
                     try? ingest.checkpoint()
+                    // A transfer that moved forward before it broke starts the backoff over:
+                    // a link cut every few MB must not end up waiting 30 s between pieces.
+                    if ingest.offset > start { attempt = 0 }
                     attempt += 1
                     guard try Retry.wait(attempt: attempt, until: deadline, cancel: cancel) else {
                         throw SyncError(.link, "\(digest): gave up after \(attempt) attempts: \(failure)")
@@ -325,6 +332,7 @@ public final class UpstreamClient: Sendable {
                     if ingest.offset != size, size >= 0 {
                         // The connection ended early without an error: continue from here.
                         try? ingest.checkpoint()
+                        if ingest.offset > start { attempt = 0 }
                         attempt += 1
                         guard try Retry.wait(attempt: attempt, until: deadline, cancel: cancel) else {
                             throw SyncError(.link, "\(digest): transfer keeps ending early")
