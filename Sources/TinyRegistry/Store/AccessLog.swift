@@ -12,8 +12,8 @@ import Musl
 /// written to `<store>/gc/access` now and then, so that other processes (a `gc` or `sync`
 /// run by hand next to `serve`) and a restart see the order:
 /// - at most ``flushDelay`` seconds after a use, by a background flush;
-/// - when the process exits (`exit`, a return from `main`), so a short `sync` records the
-///   blobs its desired state used.
+/// - when the store is released or the process exits (`exit`, a return from `main`), so
+///   a short `sync` records the blobs its desired state used.
 ///
 /// The file is a text line per blob, `<seconds> <algorithm>:<hex>`, replaced atomically.
 /// Entries of blobs that are no longer stored are dropped when it is written.
@@ -55,6 +55,7 @@ public final class AccessLog: Sendable {
     deinit {
         let id = ObjectIdentifier(self)
         _ = Self.live.withLock { $0.removeValue(forKey: id) }
+        flush()
     }
 
     static func now() -> Int64 { Int64(time(nil)) }

@@ -31,9 +31,15 @@ public enum GarbageCollector {
         /// Manifests pinned by digest, as (repository, digest).
         public var digests: [(RepositoryName, Digest)]
 
-        public init(tags: Set<String> = [], digests: [(RepositoryName, Digest)] = []) {
+        /// `repository:tag` that are not roots even when pushed tags are kept: tags a sync
+        /// pass is about to remove because they left the desired state, whose room the new
+        /// desired state may need.
+        public var released: Set<String>
+
+        public init(tags: Set<String> = [], digests: [(RepositoryName, Digest)] = [], released: Set<String> = []) {
             self.tags = tags
             self.digests = digests
+            self.released = released
         }
     }
 
@@ -77,7 +83,8 @@ public enum GarbageCollector {
         }
         for repository in try store.repositories() {
             for tag in try store.tags(repository) {
-                guard policy.keepPushedTags || roots.tags.contains("\(repository):\(tag)") else { continue }
+                let key = "\(repository):\(tag)"
+                guard roots.tags.contains(key) || (policy.keepPushedTags && !roots.released.contains(key)) else { continue }
                 if let digest = store.resolveTag(repository, tag) { mark(repository, digest) }
             }
         }
@@ -99,8 +106,32 @@ public enum GarbageCollector {
                 plan.candidates.append(Candidate(digest: digest, size: status.size, lastUsed: lastUsed))
             }
         }
+        applyImageRecency(store: store, &plan.candidates)
         plan.candidates.sort { ($0.lastUsed, $0.digest) < ($1.lastUsed, $1.digest) }
         return plan
+    }
+
+    /// A cached image is as recent as its most recently used part, so that eviction takes
+    /// whole images least recently used first: a sync links (and so touches) an image's
+    /// config and layers but not its manifest, and a client that already holds the layers
+    /// only fetches the manifest.
+    static func applyImageRecency(store: BlobStore, _ candidates: inout [Candidate]) {
+        guard !candidates.isEmpty else { return }
+        var raw: [Digest: Int64] = [:]
+        for candidate in candidates { raw[candidate.digest] = candidate.lastUsed }
+        var effective = raw
+        var seen = Set<Digest>()
+        for repository in (try? store.repositories()) ?? [] {
+            for manifest in (try? store.manifests(repository)) ?? [] where raw[manifest] != nil {
+                guard seen.insert(manifest).inserted else { continue }
+                let members = Verifier.closure(store: store, manifest).filter { raw[$0] != nil }
+                guard let newest = members.compactMap({ raw[$0] }).max() else { continue }
+                for member in members where newest > effective[member] ?? 0 { effective[member] = newest }
+            }
+        }
+        for index in candidates.indices {
+            candidates[index].lastUsed = effective[candidates[index].digest] ?? candidates[index].lastUsed
+        }
     }
 
     public struct Sweep: Sendable {
