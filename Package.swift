@@ -46,9 +46,16 @@ let package = Package(
             dependencies: [],
             cSettings: [.define("_FILE_OFFSET_BITS", to: "64"), .define("_TIME_BITS", to: "64")]
         ),
+        // JSON parsing, writing and Codable without Foundation (about 7 MB less in the
+        // static binary than FoundationEssentials' coders).
+        .target(
+            name: "JSONCoding",
+            dependencies: [],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "SatelliteConfig",
-            dependencies: ["TinyRegistry"],
+            dependencies: ["TinyRegistry", "JSONCoding"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -57,6 +64,7 @@ let package = Package(
                 "CMbedTLS",
                 "CSHA256",
                 "CSatelliteSystem",
+                "JSONCoding",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -69,6 +77,7 @@ let package = Package(
             dependencies: [
                 "CCurl",
                 "CZlib",
+                "JSONCoding",
                 "TinyRegistry",
                 "SatelliteConfig",
                 .product(name: "Logging", package: "swift-log"),
@@ -78,6 +87,7 @@ let package = Package(
         .target(
             name: "Hooks",
             dependencies: [
+                "JSONCoding",
                 "SatelliteConfig",
                 "TinyRegistry",
                 .product(name: "Logging", package: "swift-log"),
@@ -90,6 +100,7 @@ let package = Package(
                 "TinyRegistry",
                 "Sync",
                 "Hooks",
+                "JSONCoding",
                 "SatelliteConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -121,6 +132,11 @@ let package = Package(
             name: "HooksTests",
             dependencies: ["Hooks", "SatelliteConfig"],
             exclude: ["golden"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "JSONCodingTests",
+            dependencies: ["JSONCoding"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

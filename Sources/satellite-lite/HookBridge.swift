@@ -1,4 +1,3 @@
-import FoundationEssentials
 import Hooks
 import Logging
 import SatelliteConfig

@@ -1,5 +1,5 @@
 import ArgumentParser
-import FoundationEssentials
+import JSONCoding
 import Hooks
 import Logging
 import SatelliteConfig
@@ -141,9 +141,8 @@ struct HooksCommand: AsyncParsableCommand {
                     let pending: [HookEvent]
                     let recent: [HookRun]
                 }
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(Output(pending: status.pending, recent: status.recent)), as: UTF8.self))
+                let output = Output(pending: status.pending, recent: status.recent)
+                print(String(decoding: try JSONCoder.encode(output, pretty: true, sortedKeys: true), as: UTF8.self))
                 return
             }
             print("pending: \(status.pending.count) event(s)")

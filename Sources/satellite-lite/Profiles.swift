@@ -1,5 +1,5 @@
 import ArgumentParser
-import FoundationEssentials
+import JSONCoding
 import SatelliteConfig
 
 struct Profiles: ParsableCommand {
@@ -24,9 +24,7 @@ struct Profiles: ParsableCommand {
                     bandwidth: p.sync.bandwidth, quota: p.storage.quota.description,
                     detected: p.name == detected.profile.name)
             }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(entries), as: UTF8.self))
+            print(String(decoding: try JSONCoder.encode(entries, pretty: true, sortedKeys: true), as: UTF8.self))
             return
         }
         for profile in HardwareProfile.builtIn {

@@ -1,5 +1,5 @@
 import ArgumentParser
-import FoundationEssentials
+import JSONCoding
 import SatelliteConfig
 import Sync
 import TinyRegistry
@@ -66,9 +66,7 @@ struct StatusCommand: ParsableCommand {
             lastSyncFinished: sync?.lastSyncFinished, lastSyncOK: sync?.lastSyncOK, lastSyncError: sync?.lastSyncError,
             syncRunning: running, hooks: HookBridge.recentRuns(store: store))
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            print(String(decoding: try JSONCoder.encode(report, pretty: true, sortedKeys: true), as: UTF8.self))
             return
         }
         print("store: \(report.store), \(Units.formatSize(diskUse)) used, quota \(report.quota)")

@@ -1,4 +1,4 @@
-import FoundationEssentials
+import JSONCoding
 import Logging
 import TinyRegistry
 
@@ -71,9 +71,7 @@ struct HookJournal: Sendable {
     }
 
     private static func encode(_ entry: Entry) throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return Array(try encoder.encode(entry)) + [0x0a]
+        try JSONCoder.encode(entry, sortedKeys: true) + [0x0a]
     }
 
     /// Journals `entry` under the next free sequence number; durable when it returns.
@@ -135,7 +133,7 @@ struct HookJournal: Sendable {
             let file = path(sequence, suffix)
             do {
                 let bytes = try PosixFile.readAll(path: file, limit: 1 << 20)
-                records.append(Record(sequence: sequence, entry: try JSONDecoder().decode(Entry.self, from: Data(bytes))))
+                records.append(Record(sequence: sequence, entry: try JSONCoder.decode(Entry.self, from: bytes)))
             } catch let error as PosixError where error.isNotFound {
                 continue  // finished by another process since the listing
             } catch {
@@ -165,7 +163,7 @@ struct HookJournal: Sendable {
         let names = ((try? PosixFile.list(directory)) ?? []).filter { sequence(of: $0, .pending) != nil }.sorted()
         return names.compactMap { name in
             guard let bytes = try? PosixFile.readAll(path: "\(directory)/\(name)", limit: 1 << 20) else { return nil }
-            return try? JSONDecoder().decode(Entry.self, from: Data(bytes))
+            return try? JSONCoder.decode(Entry.self, from: bytes)
         }
     }
 

@@ -1,4 +1,4 @@
-import FoundationEssentials
+import JSONCoding
 import Logging
 import SatelliteConfig
 import Synchronization
@@ -318,9 +318,8 @@ public final class HookRunner: Sendable {
             return state.history
         }
         do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            try PosixFile.writeAtomically(Self.historyPath(journal.directory), Array(try encoder.encode(history)), durable: false)
+            try PosixFile.writeAtomically(
+                Self.historyPath(journal.directory), try JSONCoder.encode(history, sortedKeys: true), durable: false)
         } catch {
             logger.warning("cannot write the hook history", metadata: ["error": "\(error)"])
         }
@@ -396,6 +395,6 @@ public final class HookRunner: Sendable {
 
     private static func loadHistory(_ directory: String) -> [HookRun] {
         guard let bytes = try? PosixFile.readAll(path: historyPath(directory), limit: 16 << 20) else { return [] }
-        return (try? JSONDecoder().decode([HookRun].self, from: Data(bytes))) ?? []
+        return (try? JSONCoder.decode([HookRun].self, from: bytes)) ?? []
     }
 }

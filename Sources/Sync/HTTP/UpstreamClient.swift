@@ -1,4 +1,4 @@
-import FoundationEssentials
+import JSONCoding
 import NIOPosix
 import Synchronization
 import TinyRegistry
@@ -151,7 +151,7 @@ public final class UpstreamClient: Sendable {
             var access_token: String?
             var expires_in: Int?
         }
-        guard let decoded = try? JSONDecoder().decode(TokenResponse.self, from: Data(body)),
+        guard let decoded = try? JSONCoder.decode(TokenResponse.self, from: body),
             let token = decoded.token ?? decoded.access_token, !token.isEmpty
         else {
             throw SyncError(.refused, "token server \(realm) sent no token")

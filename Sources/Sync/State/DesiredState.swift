@@ -1,4 +1,4 @@
-import FoundationEssentials
+import JSONCoding
 import TinyRegistry
 
 /// What the gateway must hold: a list of images, from the config, a file, or Harbor
@@ -45,9 +45,9 @@ extension DesiredStateSource {
     static func parseImageList(_ bytes: [UInt8], source: String) throws -> [ImageReference] {
         struct Wrapped: Decodable { var images: [String] }
         let texts: [String]
-        if let list = try? JSONDecoder().decode([String].self, from: Data(bytes)) {
+        if let list = try? JSONCoder.decode([String].self, from: bytes) {
             texts = list
-        } else if let wrapped = try? JSONDecoder().decode(Wrapped.self, from: Data(bytes)) {
+        } else if let wrapped = try? JSONCoder.decode(Wrapped.self, from: bytes) {
             texts = wrapped.images
         } else {
             throw SyncError(.corrupt, "\(source) is not a JSON list of images like [\"library/nginx:1.27\"]")
@@ -73,7 +73,7 @@ extension DesiredStateSource {
             var artifacts: [GroupArtifact]?
         }
         let root = try await readStateDocument(reference, client: client)
-        guard let satellite = try? JSONDecoder().decode(SatelliteState.self, from: Data(root)) else {
+        guard let satellite = try? JSONCoder.decode(SatelliteState.self, from: root) else {
             throw SyncError(.corrupt, "state artifact \(reference) does not hold {\"states\": [...]}")
         }
         var wanted: [ImageReference] = []
@@ -84,7 +84,7 @@ extension DesiredStateSource {
                 throw SyncError(.corrupt, "state artifact \(reference) names an invalid group state \"\(stateText)\"")
             }
             let bytes = try await readStateDocument(groupReference, client: client)
-            guard let group = try? JSONDecoder().decode(GroupState.self, from: Data(bytes)) else {
+            guard let group = try? JSONCoder.decode(GroupState.self, from: bytes) else {
                 throw SyncError(.corrupt, "group state \(groupReference) does not hold {\"artifacts\": [...]}")
             }
             for artifact in group.artifacts ?? [] where artifact.deleted != true {

@@ -1,4 +1,4 @@
-import FoundationEssentials
+import JSONCoding
 import TinyRegistry
 
 /// What `satellite-lite status` shows about syncing: written by the sync engine to
@@ -41,11 +41,11 @@ public struct SyncStatus: Codable, Sendable {
     /// Reads the status a sync engine left in `store`; nil when none ever ran.
     public static func read(store: BlobStore) -> SyncStatus? {
         guard let bytes = try? PosixFile.readAll(path: path(store: store), limit: 16 << 20) else { return nil }
-        return try? JSONDecoder().decode(SyncStatus.self, from: Data(bytes))
+        return try? JSONCoder.decode(SyncStatus.self, from: bytes)
     }
 
     func write(store: BlobStore) {
-        guard let bytes = try? JSONEncoder().encode(self) else { return }
+        guard let bytes = try? JSONCoder.encode(self) else { return }
         try? PosixFile.writeAtomically(Self.path(store: store), Array(bytes), durable: false)
     }
 }
@@ -60,12 +60,12 @@ struct ManagedTags: Codable {
 
     static func read(store: BlobStore) -> ManagedTags {
         guard let bytes = try? PosixFile.readAll(path: path(store: store), limit: 16 << 20),
-            let decoded = try? JSONDecoder().decode(ManagedTags.self, from: Data(bytes))
+            let decoded = try? JSONCoder.decode(ManagedTags.self, from: bytes)
         else { return ManagedTags() }
         return decoded
     }
 
     func write(store: BlobStore) throws {
-        try PosixFile.writeAtomically(Self.path(store: store), Array(JSONEncoder().encode(self)), durable: store.configuration.fsyncOnCommit)
+        try PosixFile.writeAtomically(Self.path(store: store), JSONCoder.encode(self), durable: store.configuration.fsyncOnCommit)
     }
 }

@@ -1,4 +1,4 @@
-import FoundationEssentials
+import JSONCoding
 
 /// A content descriptor as it appears in manifests and indexes.
 public struct Descriptor: Codable, Sendable, Equatable {
@@ -66,7 +66,7 @@ public struct Manifest: Decodable, Sendable {
     public static func parse(_ bytes: [UInt8]) throws -> Manifest {
         let manifest: Manifest
         do {
-            manifest = try JSONDecoder().decode(Manifest.self, from: Data(bytes))
+            manifest = try JSONCoder.decode(Manifest.self, from: bytes)
         } catch {
             throw ParseError.invalid("manifest is not valid JSON of the expected shape")
         }

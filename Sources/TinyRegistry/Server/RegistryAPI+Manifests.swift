@@ -1,4 +1,4 @@
-import FoundationEssentials
+import JSONCoding
 import NIOCore
 import NIOHTTP1
 
@@ -96,7 +96,7 @@ extension RegistryAPI {
         if let subject = manifest.subject, let subjectDigest = Digest(subject.digest) {
             let descriptor = manifest.referrerDescriptor(digest: digest, size: Int64(body.count), mediaType: mediaType)
             try store.addReferrer(
-                digest, descriptor: Array(JSONEncoder().encode(descriptor)), subject: subjectDigest, in: name)
+                digest, descriptor: JSONCoder.encode(descriptor), subject: subjectDigest, in: name)
         }
         for tag in tags { try store.setTag(name, tag, to: digest) }
         var headers = HTTPHeaders()

@@ -1,4 +1,4 @@
-import FoundationEssentials
+import JSONCoding
 import NIOCore
 import NIOHTTP1
 
@@ -101,7 +101,7 @@ public final class RegistryAPI: Sendable {
     private func catalog(_ request: Request) throws -> Response {
         struct Body: Encodable { let repositories: [String] }
         let (names, link) = try page(store.repositories().map(\.value), request, path: "/v2/_catalog")
-        var response = Response.json(try Array(JSONEncoder().encode(Body(repositories: names))))
+        var response = Response.json(try JSONCoder.encode(Body(repositories: names)))
         if let link { response.headers.add(name: "Link", value: link) }
         return response
     }
@@ -115,7 +115,7 @@ public final class RegistryAPI: Sendable {
             throw RegistryError(.nameUnknown, "repository \(name) is not known to this registry")
         }
         let (tags, link) = try page(store.tags(name), request, path: "/v2/\(name)/tags/list")
-        var response = Response.json(try Array(JSONEncoder().encode(Body(name: name.value, tags: tags))))
+        var response = Response.json(try JSONCoder.encode(Body(name: name.value, tags: tags)))
         if let link { response.headers.add(name: "Link", value: link) }
         return response
     }
@@ -125,7 +125,7 @@ public final class RegistryAPI: Sendable {
         var documents: [[UInt8]] = []
         for (_, bytes) in try store.referrers(of: subject, in: name) {
             if let filter {
-                guard let descriptor = try? JSONDecoder().decode(Descriptor.self, from: Data(bytes)),
+                guard let descriptor = try? JSONCoder.decode(Descriptor.self, from: bytes),
                     descriptor.artifactType == filter
                 else { continue }
             }

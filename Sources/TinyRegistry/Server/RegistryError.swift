@@ -1,4 +1,4 @@
-import FoundationEssentials
+import JSONCoding
 import NIOHTTP1
 
 /// An OCI distribution error: the spec's code, the HTTP status it travels with, and a
@@ -48,7 +48,7 @@ public struct RegistryError: Error, Sendable, CustomStringConvertible {
             let errors: [Item]
         }
         let body = Body(errors: [.init(code: code.value, message: message)])
-        return (try? Array(JSONEncoder().encode(body))) ?? Array(#"{"errors":[{"code":"UNKNOWN","message":"error"}]}"#.utf8)
+        return (try? JSONCoder.encode(body)) ?? Array(#"{"errors":[{"code":"UNKNOWN","message":"error"}]}"#.utf8)
     }
 
     /// Maps a store failure to what the client sees: a full disk is 507, anything else 500.
