@@ -81,7 +81,7 @@ static const char *const hardware_name = "sha-ni";
 #include <arm_neon.h>
 #include <sys/auxv.h>
 
-__attribute__((target("+sha2")))
+__attribute__((target("+crypto")))
 static void compress_armv8(uint32_t state[8], const uint8_t *data, size_t blocks) {
     uint32x4_t state0 = vld1q_u32(&state[0]);
     uint32x4_t state1 = vld1q_u32(&state[4]);

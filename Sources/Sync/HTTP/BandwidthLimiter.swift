@@ -39,7 +39,7 @@ public final class BandwidthLimiter: Sendable {
             return state.tokens >= 0 ? 0 : Int64(-state.tokens / Double(rate) * 1e9)
         }
         if wait > 0 {
-            var request = timespec(tv_sec: Int(wait / 1_000_000_000), tv_nsec: Int(wait % 1_000_000_000))
+            var request = timespec(tv_sec: time_t(wait / 1_000_000_000), tv_nsec: Int(wait % 1_000_000_000))
             var remaining = timespec()
             while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
         }

@@ -41,7 +41,7 @@ public final class AccessLog: Sendable {
         var device: UInt64
         var inode: UInt64
         var size: Int64
-        var seconds: Int
+        var seconds: Int64
         var nanoseconds: Int
     }
 
@@ -118,7 +118,7 @@ public final class AccessLog: Sendable {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
         return FileKey(
-            device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size), seconds: Int(st.st_mtim.tv_sec),
+            device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size), seconds: Int64(st.st_mtim.tv_sec),
             nanoseconds: Int(st.st_mtim.tv_nsec))
     }
 
