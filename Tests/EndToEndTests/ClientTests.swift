@@ -1,45 +1,72 @@
 import Testing
 import TestSupport
 
-/// Real clients against the real binary: skopeo, podman and containerd (ctr through a
-/// hosts.toml mirror). The scripts live in Tests/e2e and also run by hand.
-@Suite(.serialized) struct ClientTests {
+/// Real peers against the real binary, driven by the scripts in Tests/e2e (which also run by
+/// hand: each takes the binary or a registry address). One at a time: several of them time
+/// kills or measure rates, which two cores shared with a parallel test would distort.
+@Suite(.serialized) struct EndToEnd {
     static let scripts = "\(TestEnvironment.repositoryRoot)/Tests/e2e"
 
-    func runScript(_ name: String, _ arguments: [String], timeout: Int = 300) throws {
-        let result = try Subprocess.run(["\(Self.scripts)/\(name)"] + arguments, timeout: timeout)
+    static func run(_ name: String, _ arguments: [String], environment: [String: String] = [:], timeout: Int = 300) throws {
+        let result = try Subprocess.run(["\(scripts)/\(name)"] + arguments, environment: environment, timeout: timeout)
         #expect(result.status == 0, "\(name): \(result)")
     }
 
-    @Test func skopeoRoundTripIsByteIdentical() throws {
-        let satellite = try SatelliteProcess()
-        try runScript("skopeo_roundtrip.sh", [satellite.address])
-        #expect(satellite.stop() == 0, "graceful stop on SIGTERM")
+    /// skopeo, podman and containerd (through a hosts.toml mirror) against the registry.
+    @Suite struct Clients {
+        @Test func skopeoRoundTripIsByteIdentical() throws {
+            let satellite = try SatelliteProcess()
+            try EndToEnd.run("skopeo_roundtrip.sh", [satellite.address])
+            #expect(satellite.stop() == 0, "graceful stop on SIGTERM")
+        }
+
+        @Test func podmanPulls() throws {
+            let satellite = try SatelliteProcess()
+            try EndToEnd.run("podman_pull.sh", [satellite.address])
+        }
+
+        @Test func containerdPullsThroughAHostsTomlMirror() throws {
+            let satellite = try SatelliteProcess()
+            try EndToEnd.run("ctr_mirror_pull.sh", [satellite.address])
+        }
     }
 
-    @Test func podmanPulls() throws {
-        let satellite = try SatelliteProcess()
-        try runScript("podman_pull.sh", [satellite.address])
+    /// Hostile requests and kill -9 during pushes.
+    @Suite struct Robustness {
+        @Test func hostileInputGetsClearErrorsAndChangesNothingOutsideTheStore() throws {
+            try EndToEnd.run("hostile.sh", ["--bin", TestEnvironment.binary])
+        }
+
+        @Test func killDuringPushesLeavesOnlyVerifiedBlobs() throws {
+            try EndToEnd.run("crash_push.sh", [TestEnvironment.binary], environment: ["ROUNDS": "6"], timeout: 600)
+        }
     }
 
-    @Test func containerdPullsThroughAHostsTomlMirror() throws {
-        let satellite = try SatelliteProcess()
-        try runScript("ctr_mirror_pull.sh", [satellite.address])
+    /// Sync against Debian's docker-registry: auth modes, multi-arch, Harbor state artifacts,
+    /// and faults through a loopback proxy.
+    @Suite struct Sync {
+        @Test func anonymousBasicAndTokenAuthMultiArchRetagAndRemoval() throws {
+            try EndToEnd.run("sync_basic.sh", [TestEnvironment.binary])
+        }
+
+        @Test func harborSatelliteStateArtifacts() throws {
+            try EndToEnd.run("sync_harbor_state.sh", [TestEnvironment.binary])
+        }
+
+        @Test func cutsStallsRefusalsIgnoredRangesCorruptionKillAndBandwidth() throws {
+            try EndToEnd.run("sync_faults.sh", [TestEnvironment.binary], timeout: 600)
+        }
     }
-}
 
-/// Hostile requests and kill -9 during pushes, against the real binary.
-@Suite(.serialized) struct RobustnessTests {
-    static let scripts = "\(TestEnvironment.repositoryRoot)/Tests/e2e"
+    /// Quota, LRU, GC online and under kill -9, verify, ENOSPC; and a runtime pulling through
+    /// the generated mirror config with the upstream gone.
+    @Suite struct Lifecycle {
+        @Test func quotaLRUGarbageCollectionVerifyAndFullDisk() throws {
+            try EndToEnd.run("store_lifecycle.sh", [TestEnvironment.binary], timeout: 600)
+        }
 
-    @Test func hostileInputGetsClearErrorsAndChangesNothingOutsideTheStore() throws {
-        let result = try Subprocess.run(["\(Self.scripts)/hostile.sh", "--bin", TestEnvironment.binary], timeout: 300)
-        #expect(result.status == 0, "\(result)")
-    }
-
-    @Test func killDuringPushesLeavesOnlyVerifiedBlobs() throws {
-        let result = try Subprocess.run(
-            ["\(Self.scripts)/crash_push.sh", TestEnvironment.binary], environment: ["ROUNDS": "6"], timeout: 600)
-        #expect(result.status == 0, "\(result)")
+        @Test func containerdPullsThroughRuntimeConfigWithTheUpstreamDown() throws {
+            try EndToEnd.run("containerd_runtime_config.sh", [TestEnvironment.binary])
+        }
     }
 }
