@@ -52,9 +52,13 @@ public struct RegistryError: Error, Sendable, CustomStringConvertible {
     }
 
     /// Maps a store failure to what the client sees: a full disk is 507, anything else 500.
+    /// The message names the failed operation but not the server's paths.
     static func storage(_ error: any Error) -> RegistryError {
         if let posix = error as? PosixError, posix.isNoSpace {
-            return RegistryError(.unknown, "the registry's disk is full: \(posix)", status: .insufficientStorage)
+            return RegistryError(.unknown, "the registry's disk is full", status: .insufficientStorage)
+        }
+        if let posix = error as? PosixError {
+            return RegistryError(.unknown, "storage error: \(posix.operation) failed (errno \(posix.code))")
         }
         return RegistryError(.unknown, "storage error: \(error)")
     }

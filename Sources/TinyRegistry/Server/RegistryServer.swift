@@ -90,6 +90,12 @@ public final class RegistryServer: Sendable {
             }
         let bound = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
         channel.withLock { $0 = bound }
+        // Upload sessions a client abandoned are purged while serving, not only at start.
+        let store = api.store
+        let every = TimeAmount.nanoseconds(max(60_000_000_000, store.configuration.uploadTimeout / 4))
+        bound.eventLoop.scheduleRepeatedTask(initialDelay: every, delay: every) { _ in
+            _ = pool.runIfActive(eventLoop: bound.eventLoop) { store.purgeAbandonedUploads() }
+        }
         guard let address = bound.localAddress else {
             throw RegistryError(.unknown, "listener has no local address")
         }
