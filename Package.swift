@@ -130,7 +130,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HooksTests",
-            dependencies: ["Hooks", "SatelliteConfig"],
+            dependencies: ["Hooks", "JSONCoding", "SatelliteConfig"],
             exclude: ["golden"],
             swiftSettings: swiftSettings
         ),

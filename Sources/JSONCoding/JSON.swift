@@ -170,7 +170,11 @@ extension JSON {
                 while index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 { index += 1 }
                 return index - from
             }
+            let integerStart = index
             guard digits() > 0 else { throw JSONError("invalid value", offset: start) }
+            if bytes[integerStart] == UInt8(ascii: "0"), index - integerStart > 1 {
+                throw JSONError("leading zero in number", offset: start)
+            }
             if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
                 index += 1
                 guard digits() > 0 else { throw JSONError("invalid number", offset: start) }
@@ -298,6 +302,13 @@ extension JSON {
             if !members.isEmpty { newline(indent) }
             out.append(UInt8(ascii: "}"))
         }
+    }
+
+    /// `text` as a JSON string literal, quotes included.
+    public static func quoted(_ text: String) -> String {
+        var out: [UInt8] = []
+        writeString(text, into: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func writeString(_ s: String, into out: inout [UInt8]) {

@@ -1,3 +1,4 @@
+import JSONCoding
 import Testing
 
 @testable import Hooks
@@ -5,9 +6,9 @@ import Testing
 @Suite struct TextFormatsTests {
     @Test func orderedJSONKeepsOrderNumbersAndEscapes() throws {
         let text = #"{"b": 1.50, "a": [true, false, null, -2e-3], "s": "q\"\\\/\n\u0001\ud83d\ude00", "o": {}, "e": []}"#
-        let value = try OrderedJSON.parse(Array(text.utf8))
+        let value = try JSON.parse(Array(text.utf8))
         guard case .object(let members) = value else { Issue.record("not an object"); return }
-        #expect(members.map(\.key) == ["b", "a", "s", "o", "e"])
+        #expect(members.map(\.0) == ["b", "a", "s", "o", "e"])
         #expect(value["b"] == .number("1.50"))
         #expect(value["s"] == .string("q\"\\/\n\u{01}😀"))
         let formatted = value.formatted()
@@ -27,18 +28,18 @@ import Testing
                 }
 
                 """)
-        #expect(try OrderedJSON.parse(Array(formatted.utf8)) == value)
+        #expect(try JSON.parse(Array(formatted.utf8)) == value)
     }
 
     @Test(arguments: ["", "{", "{\"a\" 1}", "[1,]", "01", "\"\\x\"", "{} x", "\"a\nb\"", "nul"])
     func orderedJSONRejectsInvalidText(text: String) {
-        #expect(throws: OrderedJSON.ParseError.self) { try OrderedJSON.parse(Array(text.utf8)) }
+        #expect(throws: JSONError.self) { try JSON.parse(Array(text.utf8)) }
     }
 
     @Test func indentationUnitComesFromTheFile() {
-        #expect(OrderedJSON.indentationUnit(of: Array("{\n    \"a\": 1\n}".utf8)) == "    ")
-        #expect(OrderedJSON.indentationUnit(of: Array("{\n\t\"a\": 1\n}".utf8)) == "\t")
-        #expect(OrderedJSON.indentationUnit(of: Array("{\"a\": 1}".utf8)) == "  ")
+        #expect(JSON.indentationUnit(of: Array("{\n    \"a\": 1\n}".utf8)) == "    ")
+        #expect(JSON.indentationUnit(of: Array("{\n\t\"a\": 1\n}".utf8)) == "\t")
+        #expect(JSON.indentationUnit(of: Array("{\"a\": 1}".utf8)) == "  ")
     }
 
     @Test func unifiedDiffHunks() {

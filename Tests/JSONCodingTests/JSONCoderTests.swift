@@ -36,7 +36,7 @@ import Testing
     }
 
     @Test(arguments: [
-        "", "{", "{\"a\":}", "[1,]", "{\"a\" 1}", "\"unterminated", "tru", "01x", "\"\\x\"", "\"\u{01}\"", "[1] 2",
+        "", "{", "{\"a\":}", "[1,]", "{\"a\" 1}", "\"unterminated", "tru", "01x", "01", "-", "1.", "1e", "\"\\x\"", "\"\u{01}\"", "[1] 2",
         "\"\\ud800\"", String(repeating: "[", count: 600) + String(repeating: "]", count: 600),
     ])
     func malformedDocumentsAreRejected(text: String) {

@@ -1,3 +1,4 @@
+import JSONCoding
 extension RuntimeConfig {
     static let dockerDaemonJSON = "/etc/docker/daemon.json"
 
@@ -8,10 +9,10 @@ extension RuntimeConfig {
     func dockerPlan() throws -> Plan {
         let path = Self.dockerDaemonJSON
         let before = try read(path)
-        var document = OrderedJSON.object([])
+        var document = JSON.object([])
         if let before, !before.allSatisfy({ [0x20, 0x09, 0x0a, 0x0d].contains($0) }) {
             do {
-                document = try OrderedJSON.parse(before)
+                document = try JSON.parse(before)
             } catch {
                 throw Error("\(located(path)) is not valid JSON (\(error)); fix it first, it was left as it is")
             }
@@ -21,7 +22,7 @@ extension RuntimeConfig {
         }
         var changed = false
         func add(_ value: String, to key: String, first: Bool) throws {
-            var list: [OrderedJSON] = []
+            var list: [JSON] = []
             if let existing = document[key] {
                 guard case .array(let elements) = existing else {
                     throw Error("\"\(key)\" in \(located(path)) is not an array; fix it first, it was left as it is")
@@ -43,7 +44,7 @@ extension RuntimeConfig {
         }
         let file =
             changed
-            ? change(path, to: document.formatted(unit: before.map(OrderedJSON.indentationUnit) ?? "  "), before: before)
+            ? change(path, to: document.formatted(unit: before.map(JSON.indentationUnit) ?? "  "), before: before)
             : FileChange(path: path, location: located(path), before: before, after: before ?? [])
 
         var notes = [
