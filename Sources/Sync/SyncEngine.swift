@@ -334,30 +334,42 @@ public final class SyncEngine: Sendable {
         for (digest, size) in sizes where !store.hasBlob(digest) {
             missing += max(0, size - store.partialDownloadSize(digest))
         }
-        let use = GarbageCollector.diskUse(store: store)
+        var use = GarbageCollector.diskUse(store: store)
         guard use + missing > quota else { return 0 }
         let wantedTags = Set(wanted.compactMap { image in image.tag.map { "\(image.repository):\($0)" } })
         let roots = GarbageCollector.Roots(
             tags: wantedTags,
             digests: wanted.compactMap { image in image.digest.map { (image.repository, $0) } }
                 + plans.map { ($0.image.repository, $0.top.digest) },
-            released: Set(managed.tags.keys).subtracting(wantedTags))
-        let plan: GarbageCollector.Plan
-        do {
-            plan = try GarbageCollector.plan(store: store, policy: configuration.gcPolicy, roots: roots)
-        } catch {
-            throw SyncError(.storage, "cannot plan garbage collection: \(error)")
+            released: Set(managed.tags.keys).subtracting(wantedTags),
+            blobs: Set(sizes.keys))
+        var evicted: Int64 = 0
+        // A sweep skips what was used after its plan (a pull racing it), so check the room
+        // it made and plan again rather than download past the quota.
+        for _ in 0..<3 {
+            let plan: GarbageCollector.Plan
+            do {
+                plan = try GarbageCollector.plan(store: store, policy: configuration.gcPolicy, roots: roots)
+            } catch {
+                throw SyncError(.storage, "cannot plan garbage collection: \(error)")
+            }
+            let need = use + missing - quota
+            guard plan.candidateBytes >= need else {
+                throw SyncError(
+                    .storage,
+                    "not enough room: \(formatBytes(missing)) to download, \(formatBytes(use)) used of \(formatBytes(quota)), "
+                        + "and only \(formatBytes(plan.candidateBytes)) can be evicted without touching what must be kept")
+            }
+            let sweep = GarbageCollector.sweep(store: store, plan: plan, freeing: need)
+            evicted += sweep.freedBytes
+            logger.info("evicted cached content to make room", metadata: ["bytes": "\(sweep.freedBytes)", "blobs": "\(sweep.removed.count)"])
+            use = GarbageCollector.diskUse(store: store)
+            if use + missing <= quota { return evicted }
         }
-        let need = use + missing - quota
-        guard plan.candidateBytes >= need else {
-            throw SyncError(
-                .storage,
-                "not enough room: \(formatBytes(missing)) to download, \(formatBytes(use)) used of \(formatBytes(quota)), "
-                    + "and only \(formatBytes(plan.candidateBytes)) can be evicted without touching what must be kept")
-        }
-        let sweep = GarbageCollector.sweep(store: store, plan: plan, freeing: need)
-        logger.info("evicted cached content to make room", metadata: ["bytes": "\(sweep.freedBytes)", "blobs": "\(sweep.removed.count)"])
-        return sweep.freedBytes
+        throw SyncError(
+            .storage,
+            "not enough room: \(formatBytes(missing)) to download, \(formatBytes(use)) used of \(formatBytes(quota)); "
+                + "cached content kept being used while it was evicted")
     }
 
     /// Downloads what the image lacks, then makes it visible: children before the index,

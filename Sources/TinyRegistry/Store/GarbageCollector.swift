@@ -36,10 +36,17 @@ public enum GarbageCollector {
         /// desired state may need.
         public var released: Set<String>
 
-        public init(tags: Set<String> = [], digests: [(RepositoryName, Digest)] = [], released: Set<String> = []) {
+        /// Blobs to keep whatever references them: what a sync pass is about to use, even
+        /// where the manifest that names them is not stored yet.
+        public var blobs: Set<Digest>
+
+        public init(
+            tags: Set<String> = [], digests: [(RepositoryName, Digest)] = [], released: Set<String> = [], blobs: Set<Digest> = []
+        ) {
             self.tags = tags
             self.digests = digests
             self.released = released
+            self.blobs = blobs
         }
     }
 
@@ -89,6 +96,7 @@ public enum GarbageCollector {
             }
         }
         for (repository, digest) in roots.digests { mark(repository, digest) }
+        plan.live.formUnion(roots.blobs)
 
         let used = store.access.snapshot()
         let now = AccessLog.now()
