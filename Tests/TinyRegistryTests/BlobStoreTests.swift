@@ -30,8 +30,12 @@ import TestSupport
         // Checkpoints happen every 10,000 bytes: 20,000 are durable, 5,000 are not.
         #expect(first.durableOffset == 20_000)
         #expect(!store.hasBlob(digest))
+        // The process dies here (no suspend). In the same boot the page cache kept all 25,000
+        // bytes; after a power cut only the 20,000 fsync'ed ones count. Simulate the reboot.
+        #expect(store.partialDownloadSize(digest) == 25_000)
+        let sidecar = "\(store.root)/ingest/sha256-\(digest.hex).offset"
+        TestEnvironment.write(sidecar, "20000 00000000-0000-0000-0000-000000000000")
         #expect(store.partialDownloadSize(digest) == 20_000)
-        // The process dies here (no suspend): the next run trusts only the durable part.
         let second = try store.openDownload(digest)
         #expect(second.offset == 20_000)
         try second.write(Array(content[20_000...]))
@@ -39,6 +43,23 @@ import TestSupport
         #expect(store.hasBlob(digest))
         #expect(try store.readBlob(digest, limit: 1 << 20) == content)
         #expect(try PosixFile.list("\(store.root)/ingest").isEmpty)
+    }
+
+    @Test func aCrashedProcessResumesFromEveryByteItWrote() throws {
+        let directory = TestEnvironment.makeTemporaryDirectory()
+        defer { TestEnvironment.removeTree(directory) }
+        let store = try makeStore(directory, fsyncInterval: 1 << 30)
+        let content = randomBytes(30_000)
+        let digest = ContentHasher.digest(of: content)
+        let first = try store.openDownload(digest)
+        try first.write(Array(content[0..<12_345]))
+        #expect(first.durableOffset == 0, "no checkpoint yet")
+        // Killed before any checkpoint: the same boot trusts the whole file.
+        let second = try store.openDownload(digest)
+        #expect(second.offset == 12_345)
+        try second.write(Array(content[12_345...]))
+        try second.commit(expected: digest)
+        #expect(try store.readBlob(digest, limit: 1 << 20) == content)
     }
 
     @Test func mismatchLeavesNothingVisible() throws {

@@ -237,7 +237,8 @@ case_kill() {
     # wait until the durable offset (.offset sidecar) has grown past 16 MiB, then
     # until the data file is KILL_PAST MiB beyond it, then kill -9
     for (( i=0; i<300; i++ )); do
-        off=$(cat "$store/ingest/sha256-$h.offset" 2>/dev/null || echo 0)
+        # the sidecar is "<durable offset> <boot id>"
+        off=$(cut -d' ' -f1 "$store/ingest/sha256-$h.offset" 2>/dev/null || echo 0)
         [[ "$off" =~ ^[0-9]+$ ]] || off=0
         (( off >= 16 * MIB )) && break
         kill -0 "$pid" 2>/dev/null || fail "kill: sync ended before its offset reached 16 MiB: $(tail -n 3 "$T/kill1.out" | tr '\n' ' ')"
@@ -250,7 +251,7 @@ case_kill() {
         sleep 0.02
     done
     kill -KILL "$pid"; wait "$pid" 2>/dev/null || true
-    durable=$(cat "$store/ingest/sha256-$h.offset" 2>/dev/null || echo 0)
+    durable=$(cut -d' ' -f1 "$store/ingest/sha256-$h.offset" 2>/dev/null || echo 0)
     disk=$(stat -c %s "$store/ingest/sha256-$h" 2>/dev/null || echo 0)
     [[ ! -e "$store/blobs/sha256/${h:0:2}/$h" ]] || fail "kill: the blob was already complete when killed (kill came too late)"
     config "$T/kill2.json" "$store" edge/big:v1

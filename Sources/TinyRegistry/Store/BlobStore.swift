@@ -211,11 +211,8 @@ public final class BlobStore: Sendable {
     /// Bytes already durably downloaded for `digest` by an earlier, interrupted transfer.
     public func partialDownloadSize(_ digest: Digest) -> Int64 {
         let path = downloadPath(digest)
-        guard let bytes = try? PosixFile.readAll(path: "\(path).offset", limit: 64),
-            let recorded = Int64(String(decoding: bytes, as: UTF8.self)),
-            let size = try? PosixFile.status(path).size
-        else { return 0 }
-        return min(recorded, size)
+        guard let size = try? PosixFile.status(path).size else { return 0 }
+        return Ingest.trustedLength(sidecar: "\(path).offset", fileSize: size)
     }
 
     // MARK: Repository links

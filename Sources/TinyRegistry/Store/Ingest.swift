@@ -11,9 +11,10 @@ import Musl
 /// the store's filesystem; ``commit(expected:)`` verifies the digest and renames the file
 /// into place, so nothing unverified is ever visible.
 ///
-/// Resumable downloads keep a sidecar holding the last fsync'ed offset: after a crash or a
-/// power cut the file is cut back to it and the prefix re-hashed, so only durably written
-/// bytes are trusted.
+/// Resumable downloads keep a sidecar holding the last fsync'ed offset and the boot it was
+/// written in: after a process crash the whole file is trusted (the kernel kept every byte
+/// written), after a reboot or power cut the file is cut back to the fsync'ed offset; either
+/// way the kept prefix is re-hashed.
 ///
 /// An ingest is driven by one transfer at a time (the upload session or download that owns
 /// it serialises every call), hence `@unchecked Sendable`.
@@ -46,18 +47,19 @@ public final class Ingest: @unchecked Sendable {
             let size = try PosixFile.status(fd: fd, path: path).size
             var keep = size
             if let offsetPath {
-                var recorded: Int64 = 0
-                if let bytes = try? PosixFile.readAll(path: offsetPath, limit: 64),
-                    let value = Int64(String(decoding: bytes, as: UTF8.self))
-                {
-                    recorded = value
-                }
-                keep = min(size, max(0, recorded))
+                keep = min(size, Self.trustedLength(sidecar: offsetPath, fileSize: size))
             }
             if keep != size { try PosixFile.truncate(fd, to: keep, path: path) }
             if keep > 0 { try rehash(upTo: keep) }
             offset = keep
             durableOffset = keep
+            if let offsetPath {
+                // Bytes trusted from the page cache become durable now, before the sidecar
+                // says so; a new file gets its sidecar at once, so even a crash before the
+                // first checkpoint resumes.
+                if keep > 0 { try PosixFile.fsync(fd, path: path) }
+                try Self.writeSidecar(offsetPath, durable: keep)
+            }
         } catch {
             PosixFile.close(fd)
             throw error
@@ -110,6 +112,29 @@ public final class Ingest: @unchecked Sendable {
     /// Bytes between two writeback starts.
     static let writebackStep: Int64 = 8 << 20
 
+    /// The kernel's id for this boot: unchanged across process crashes, new after a reboot
+    /// or power cut.
+    static let bootID: String = {
+        guard let bytes = try? PosixFile.readAll(path: "/proc/sys/kernel/random/boot_id", limit: 64) else { return "" }
+        return String(decoding: bytes, as: UTF8.self).trimmingCharacters()
+    }()
+
+    /// The sidecar: `<durable offset> <boot id>`.
+    static func writeSidecar(_ path: String, durable: Int64) throws {
+        try PosixFile.writeAtomically(path, Array("\(durable) \(bootID)".utf8), durable: false)
+    }
+
+    /// How much of a partial download to trust. After a process crash in the same boot the
+    /// page cache kept every byte the process wrote, so the whole file is good; after a
+    /// reboot or power cut only what was fsync'ed is (the sidecar's offset).
+    static func trustedLength(sidecar path: String, fileSize: Int64) -> Int64 {
+        guard let bytes = try? PosixFile.readAll(path: path, limit: 128) else { return 0 }
+        let parts = String(decoding: bytes, as: UTF8.self).split(separator: " ")
+        guard let durable = parts.first.flatMap({ Int64($0) }) else { return 0 }
+        if parts.count > 1, !bootID.isEmpty, parts[1] == bootID { return fileSize }
+        return max(0, min(durable, fileSize))
+    }
+
     /// Starts over from zero bytes (the upstream ignored a range request).
     public func reset() throws {
         guard !closed else { throw PosixError("reset", path: path, code: EBADF) }
@@ -117,7 +142,7 @@ public final class Ingest: @unchecked Sendable {
         hasher.reset()
         offset = 0
         durableOffset = 0
-        if let offsetPath { try PosixFile.writeAtomically(offsetPath, Array("0".utf8), durable: false) }
+        if let offsetPath { try Self.writeSidecar(offsetPath, durable: 0) }
     }
 
     /// Makes everything written so far durable and records the offset for a later resume.
@@ -125,9 +150,7 @@ public final class Ingest: @unchecked Sendable {
         guard !closed, offset != durableOffset else { return }
         try PosixFile.fsync(fd, path: path)
         durableOffset = offset
-        if let offsetPath {
-            try PosixFile.writeAtomically(offsetPath, Array(String(offset).utf8), durable: false)
-        }
+        if let offsetPath { try Self.writeSidecar(offsetPath, durable: offset) }
     }
 
     /// The digest of the bytes so far.
