@@ -16,12 +16,8 @@ REG=${1:-}
 check_registry "$REG"
 T=$E2E_TMP
 C="$T/ctrd"
-SOCK="$C/c.sock"
 NS=e2e
-SNAPSHOTTER=${E2E_SNAPSHOTTER:-overlayfs}   # E2E_SNAPSHOTTER=native if overlay mounts fail
-mkdir -p "$C/root" "$C/state" "$C/opt" "$C/cni/bin" "$C/cni/conf" \
-         "$C/certs.d/harbor.example.com" "$C/certs.d/registry.example.invalid:443"
-(( ${#SOCK} < 100 )) || fail "socket path too long for a unix socket: $SOCK (set TMPDIR shorter)"
+mkdir -p "$C/certs.d/harbor.example.com" "$C/certs.d/registry.example.invalid:443"
 
 # Registry host configuration (used by ctr --hosts-dir and by the CRI plugin).
 for up in harbor.example.com registry.example.invalid:443; do
@@ -33,62 +29,7 @@ server = "https://$up"
 EOF
 done
 
-# Plugins that cannot work here (no modprobe/aufs, not btrfs/zfs, no devmapper
-# pool) are disabled to keep the log clean; CRI loads fine but is pointed at
-# private CNI dirs; nothing is left listening except a loopback stream server.
-cat > "$C/config.toml" <<EOF
-version = 2
-root = "$C/root"
-state = "$C/state"
-disabled_plugins = [
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper",
-]
-
-[grpc]
-  address = "$SOCK"
-[ttrpc]
-  address = "$SOCK.ttrpc"
-[debug]
-  address = ""
-  level = "warn"
-[metrics]
-  address = ""
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$C/opt"
-[plugins."io.containerd.grpc.v1.cri"]
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  enable_selinux = false
-[plugins."io.containerd.grpc.v1.cri".containerd]
-  snapshotter = "$SNAPSHOTTER"
-[plugins."io.containerd.grpc.v1.cri".cni]
-  bin_dir = "$C/cni/bin"
-  conf_dir = "$C/cni/conf"
-[plugins."io.containerd.grpc.v1.cri".registry]
-  config_path = "$C/certs.d"
-EOF
-
-containerd --config "$C/config.toml" > "$C/containerd.log" 2>&1 &
-CTRD_PID=$!
-# stop containerd, then lazily unmount anything it left under the temp dir
-on_exit "grep -F ' $C/' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r -n1 umount -l"
-on_exit "kill_wait $CTRD_PID 15"
-
-e2e_ctr() { timeout --kill-after=5 "${E2E_CMD_TIMEOUT:-120}" ctr --address "$SOCK" --namespace "$NS" "$@"; }
-
-deadline=$(( SECONDS + 20 ))
-until e2e_ctr version >/dev/null 2>&1; do
-    kill -0 "$CTRD_PID" 2>/dev/null \
-        || fail "containerd exited at startup: $(grep -m1 -E 'level=(fatal|error)' "$C/containerd.log" || tail -n 1 "$C/containerd.log")"
-    (( SECONDS < deadline )) || fail "containerd did not answer on $SOCK within 20s"
-    sleep 0.2
-done
-e2e_ctr plugins ls 2>/dev/null | awk -v s="$SNAPSHOTTER" '$1=="io.containerd.snapshotter.v1" && $2==s && $4=="ok"{f=1} END{exit !f}' \
-    || fail "containerd snapshotter $SNAPSHOTTER is not ok here (try E2E_SNAPSHOTTER=native)"
+start_private_containerd "$C" "$C/certs.d"
 log "containerd up (pid $CTRD_PID, snapshotter $SNAPSHOTTER)"
 
 # ------------------------------------------------------------------ push

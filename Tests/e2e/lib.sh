@@ -165,3 +165,68 @@ run_or_fail() {
 sha256_file() { printf 'sha256:%s\n' "$(sha256sum "$1" | cut -d' ' -f1)"; }
 
 export MKIMAGE="$E2E_DIR/mkimage.py"
+
+# start_private_containerd DIR CERTS_DIR
+# Starts a containerd of its own under DIR (root, state, socket DIR/c.sock), with CERTS_DIR
+# as the CRI plugin's registry config_path, and waits for it. Sets SOCK and CTRD_PID and
+# defines e2e_ctr (ctr against it, namespace $NS, default e2e). Plugins that cannot work in
+# this sandbox (aufs, btrfs, zfs, devmapper) are disabled; CRI points at private CNI dirs.
+# E2E_SNAPSHOTTER=native if overlay mounts fail.
+start_private_containerd() {
+    local C=$1 certs=$2
+    SOCK="$C/c.sock"
+    NS=${NS:-e2e}
+    SNAPSHOTTER=${E2E_SNAPSHOTTER:-overlayfs}
+    mkdir -p "$C/root" "$C/state" "$C/opt" "$C/cni/bin" "$C/cni/conf"
+    (( ${#SOCK} < 100 )) || fail "socket path too long for a unix socket: $SOCK (set TMPDIR shorter)"
+    cat > "$C/config.toml" <<CONFIG
+version = 2
+root = "$C/root"
+state = "$C/state"
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper",
+]
+
+[grpc]
+  address = "$SOCK"
+[ttrpc]
+  address = "$SOCK.ttrpc"
+[debug]
+  address = ""
+  level = "warn"
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$C/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  snapshotter = "$SNAPSHOTTER"
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = "$C/cni/bin"
+  conf_dir = "$C/cni/conf"
+[plugins."io.containerd.grpc.v1.cri".registry]
+  config_path = "$certs"
+CONFIG
+    containerd --config "$C/config.toml" > "$C/containerd.log" 2>&1 &
+    CTRD_PID=$!
+    # stop containerd, then lazily unmount anything it left under its dir
+    on_exit "grep -F ' $C/' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r -n1 umount -l"
+    on_exit "kill_wait $CTRD_PID 15"
+    e2e_ctr() { timeout --kill-after=5 "${E2E_CMD_TIMEOUT:-120}" ctr --address "$SOCK" --namespace "$NS" "$@"; }
+    local deadline=$(( SECONDS + 20 ))
+    until e2e_ctr version >/dev/null 2>&1; do
+        kill -0 "$CTRD_PID" 2>/dev/null \
+            || fail "containerd exited at startup: $(grep -m1 -E 'level=(fatal|error)' "$C/containerd.log" || tail -n 1 "$C/containerd.log")"
+        (( SECONDS < deadline )) || fail "containerd did not answer on $SOCK within 20s"
+        sleep 0.2
+    done
+    e2e_ctr plugins ls 2>/dev/null | awk -v s="$SNAPSHOTTER" '$1=="io.containerd.snapshotter.v1" && $2==s && $4=="ok"{f=1} END{exit !f}' \
+        || fail "containerd snapshotter $SNAPSHOTTER is not ok here (try E2E_SNAPSHOTTER=native)"
+}
