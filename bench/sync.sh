@@ -91,33 +91,9 @@ proc_write_bytes() { awk '/^write_bytes:/{print $2}' "/proc/$1/io" 2>/dev/null |
 
 # registry DIR: a docker-registry with its storage under DIR (sets REG_ADDR REG_PID)
 registry() {
-    local dir=$1 port
-    mkdir -p "$dir/storage"
-    port=$(free_port)
-    cat > "$dir/config.yml" <<YAML
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $dir/storage
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:$port
-YAML
-    local -a unset_env=() ; local v
-    for v in $(compgen -e | grep '^REGISTRY_' || true); do unset_env+=(-u "$v"); done
-    env "${unset_env[@]}" docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
-    REG_PID=$!
-    on_exit "kill_wait $REG_PID"
-    REG_ADDR=127.0.0.1:$port
-    WAIT_HTTP_PID=$REG_PID WAIT_HTTP_LOG="$dir/registry.log" wait_http "http://$REG_ADDR/v2/" 20
+    start_docker_registry "$1"
+    REG_PID=$DOCKER_REGISTRY_PID
+    REG_ADDR=$DOCKER_REGISTRY_ADDR
 }
 
 # ------------------------------------------------------------------ image + upstream

@@ -89,12 +89,16 @@ check_registry() {
 }
 
 # ---------------------------------------------------------------- docker-registry
-# start_docker_registry DIR: run Debian's docker-registry (distribution 2.8)
-# with filesystem storage under DIR on 127.0.0.1:<free port>, deletes enabled.
+# start_docker_registry DIR [EXTRA_YAML]: run Debian's docker-registry (distribution 2.8)
+# with filesystem storage under DIR on 127.0.0.1:<free port>, deletes enabled; EXTRA_YAML
+# (e.g. an auth: section) is appended to its config. DOCKER_REGISTRY_ACCESSLOG=1 keeps the
+# access log (registry.log) for tests that count requests.
 # Exports DOCKER_REGISTRY_ADDR (HOST:PORT) and DOCKER_REGISTRY_PID; it is
 # stopped automatically at exit.
 start_docker_registry() {
-    local dir=$1 port bin=${DOCKER_REGISTRY_BIN:-/usr/bin/docker-registry}
+    local dir=$1 extra=${2:-} port bin=${DOCKER_REGISTRY_BIN:-/usr/bin/docker-registry}
+    local accesslog_disabled=true
+    [[ "${DOCKER_REGISTRY_ACCESSLOG:-0}" == 1 ]] && accesslog_disabled=false
     [[ -x "$bin" ]] || fail "docker-registry not found at $bin"
     mkdir -p "$dir/storage"
     port=$(free_port)
@@ -103,7 +107,7 @@ version: 0.1
 log:
   level: warn
   accesslog:
-    disabled: true
+    disabled: $accesslog_disabled
 storage:
   filesystem:
     rootdirectory: $dir/storage
@@ -116,6 +120,7 @@ http:
   addr: 127.0.0.1:$port
   headers:
     X-Content-Type-Options: [nosniff]
+$extra
 YAML
     # distribution maps every REGISTRY_* variable onto its config (e.g. our
     # REGISTRY_AUTH_FILE would become auth.file), so strip them all.

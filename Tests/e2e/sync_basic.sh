@@ -35,9 +35,8 @@ export E2E_CMD_TIMEOUT=${E2E_CMD_TIMEOUT:-60}
 # start_upstream DIR MODE: docker-registry with access log (to DIR/registry.log)
 # and auth MODE (none|basic|token). Sets UP_ADDR, UP_PID; SKOPEO_CREDS array.
 start_upstream() {
-    local dir=$1 mode=$2 port tport auth=""
+    local dir=$1 mode=$2 tport auth=""
     mkdir -p "$dir/storage"
-    port=$(free_port)
     SKOPEO_CREDS=()
     case $mode in
         none) ;;
@@ -70,32 +69,9 @@ start_upstream() {
             SKOPEO_CREDS=(--creds "$USER_NAME:$PASSWORD") ;;
         *) fail "unknown auth mode $mode" ;;
     esac
-    cat > "$dir/config.yml" <<YAML
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: $dir/storage
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:$port
-$auth
-YAML
-    local -a unset_env=()
-    local v
-    for v in $(compgen -e | grep '^REGISTRY_' || true); do unset_env+=(-u "$v"); done
-    env "${unset_env[@]}" docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
-    UP_PID=$!
-    on_exit "kill_wait $UP_PID"
-    UP_ADDR=127.0.0.1:$port
-    WAIT_HTTP_PID=$UP_PID WAIT_HTTP_LOG="$dir/registry.log" wait_http "http://$UP_ADDR/v2/" 20
+    DOCKER_REGISTRY_ACCESSLOG=1 start_docker_registry "$dir" "$auth"
+    UP_PID=$DOCKER_REGISTRY_PID
+    UP_ADDR=$DOCKER_REGISTRY_ADDR
 }
 
 # up_skopeo ARGS: skopeo with the upstream's credentials where needed.
