@@ -1,6 +1,10 @@
 import Testing
 import TestSupport
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The CLI contract: exit codes and one-line errors.
 @Suite struct CLITests {
     func cli(_ arguments: [String]) throws -> Subprocess.Result {
@@ -49,5 +53,37 @@ import TestSupport
         let second = try cli(["serve", "--config", "\(directory)/c.json"])
         #expect(second.status == 1)
         #expect(second.output.contains("cannot listen on \(first.address)"), "\(second)")
+    }
+}
+
+/// `run`: SIGHUP reloads the config (a broken one is refused and the old one kept), SIGTERM
+/// stops it cleanly.
+@Suite struct RunCommandTests {
+    @Test func reloadsOnSIGHUPAndStopsOnSIGTERM() throws {
+        let satellite = try SatelliteProcess(command: "run")
+        guard let child = satellite.child else {
+            Issue.record("not started")
+            return
+        }
+        let original = TestEnvironment.read(satellite.configPath) ?? ""
+        TestEnvironment.write(satellite.configPath, "{\"storage\": ")
+        child.signal(SIGHUP)
+        var log = ""
+        for _ in 0..<50 {
+            log = TestEnvironment.read(satellite.logPath) ?? ""
+            if log.contains("reload failed") { break }
+            TestEnvironment.sleep(0.1)
+        }
+        #expect(log.contains("configuration reload failed; keeping the previous one"), "\(log)")
+        #expect(try Subprocess.run(["curl", "-sf", "http://\(satellite.address)/healthz"]).status == 0, "still serving")
+        TestEnvironment.write(satellite.configPath, original)
+        child.signal(SIGHUP)
+        for _ in 0..<50 {
+            log = TestEnvironment.read(satellite.logPath) ?? ""
+            if log.contains("configuration reloaded") { break }
+            TestEnvironment.sleep(0.1)
+        }
+        #expect(log.contains("configuration reloaded"), "\(log)")
+        #expect(satellite.stop() == 0, "clean exit on SIGTERM")
     }
 }
