@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import SatelliteConfig
+import Sync
 import TinyRegistry
 
 struct GCCommand: ParsableCommand {
@@ -36,6 +37,12 @@ struct GCCommand: ParsableCommand {
         }
         print("freed \(Units.formatSize(sweep.freedBytes)) in \(sweep.removed.count) blob(s)")
         let after = GarbageCollector.diskUse(store: store)
+        // Journaled for the hooks: a running agent (or `hooks drain`) runs them.
+        try? HookBridge.make(settings: settings, store: store, logger: logger)?.record(
+            SyncEvent(
+                kind: .gcCompleted,
+                message: "freed \(Units.formatSize(sweep.freedBytes)) in \(sweep.removed.count) blob(s); "
+                    + "\(Units.formatSize(after)) used of \(Units.formatSize(quota))"))
         if after > quota {
             print("still over quota: \(Units.formatSize(after)) used of \(Units.formatSize(quota)); what remains is referenced")
             throw ExitCode.failure
