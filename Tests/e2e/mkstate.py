@@ -45,22 +45,19 @@ DOCKER = {
     "config": "application/vnd.docker.container.image.v1+json",
     "layer": "application/vnd.docker.image.rootfs.diff.tar.gzip",
 }
-REF_NAME = "org.opencontainers.image.ref.name"
-MT_INDEX = "application/vnd.oci.image.index.v1+json"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mkimage import Layout, canon  # noqa: E402  (the OCI layout writer of the image builder)
 
 
-def canon(obj):
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+class DirLayout(Layout):
+    """containers/image's dir: transport: blobs named by hex, straight in DIR."""
 
-
-def put(blobdir, data, media_type):
-    hexd = hashlib.sha256(data).hexdigest()
-    p = os.path.join(blobdir, hexd)
-    if not os.path.exists(p):
-        with open(p + ".tmp", "wb") as f:
-            f.write(data)
-        os.replace(p + ".tmp", p)
-    return {"mediaType": media_type, "digest": "sha256:" + hexd, "size": len(data)}
+    def __init__(self, path):
+        self.path = path
+        self.blobdir = path
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, "version"), "w") as f:
+            f.write("Directory Transport Version: 1.1\n")
 
 
 def main(argv):
@@ -96,42 +93,19 @@ def main(argv):
     tar = tbuf.getvalue()
     gz = gzip.compress(tar, compresslevel=6, mtime=0)
 
-    if dir_transport:
-        blobdir = path
-        os.makedirs(path, exist_ok=True)
-        with open(os.path.join(path, "version"), "w") as f:
-            f.write("Directory Transport Version: 1.1\n")
-    else:
-        blobdir = os.path.join(path, "blobs", "sha256")
-        os.makedirs(blobdir, exist_ok=True)
-        with open(os.path.join(path, "oci-layout"), "w") as f:
-            f.write('{"imageLayoutVersion":"1.0.0"}')
-    layer = put(blobdir, gz, mt["layer"])
+    layout = DirLayout(path) if dir_transport else Layout(path)
+    layer = layout.put(gz, mt["layer"])
     config = {"architecture": "amd64", "os": "linux", "config": {},
               "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(tar).hexdigest()]}}
-    cdesc = put(blobdir, canon(config), mt["config"])
+    cdesc = layout.put(canon(config), mt["config"])
     manifest = {"schemaVersion": 2, "mediaType": mt["manifest"], "config": cdesc, "layers": [layer]}
     mbytes = canon(manifest)
-    mdesc = put(blobdir, mbytes, mt["manifest"])
+    mdesc = layout.put(mbytes, mt["manifest"])
     if dir_transport:
         with open(os.path.join(path, "manifest.json"), "wb") as f:
             f.write(mbytes)
-        print(mdesc["digest"])
-        return
-
-    ip = os.path.join(path, "index.json")
-    index = {"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": []}
-    if os.path.exists(ip):
-        with open(ip) as f:
-            index = json.load(f)
-    index["manifests"] = [m for m in index.get("manifests", [])
-                          if m.get("annotations", {}).get(REF_NAME) != tag]
-    d = dict(mdesc)
-    d["annotations"] = {REF_NAME: tag}
-    index["manifests"].append(d)
-    with open(ip + ".tmp", "w") as f:
-        json.dump(index, f, indent=2, sort_keys=True)
-    os.replace(ip + ".tmp", ip)
+    else:
+        layout.tag(mdesc, tag)
     print(mdesc["digest"])
 
 
