@@ -57,8 +57,7 @@ struct StatusCommand: ParsableCommand {
         if settings.config.state.images.isEmpty, let sync {
             images = sync.images.map { .init(image: $0.image, state: $0.state, digest: $0.digest, error: $0.error) }
         }
-        var diskUse: Int64 = 0
-        for digest in (try? store.allBlobs()) ?? [] { diskUse += store.blobSize(digest) ?? 0 }
+        let diskUse = GarbageCollector.diskUse(store: store)
         let running = sync?.running == true && sync?.pid.map { kill($0, 0) == 0 } == true
         let report = Report(
             store: store.root, diskUse: diskUse, quota: settings.quota.description, images: images,
