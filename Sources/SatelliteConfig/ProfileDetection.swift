@@ -63,7 +63,7 @@ public enum ProfileDetection {
             + "memory \(Units.formatSize(facts.memory))"
         let byArch = profiles.filter { $0.detect.machines.contains(facts.machine) && fitsMemory($0) }
         if let model = facts.model {
-            let byModel = byArch.filter { p in p.detect.models.contains { model.contains($0) } }
+            let byModel = byArch.filter { p in p.detect.models.contains { model.containsText($0) } }
             if let best = byModel.min(by: { span($0) < span($1) }) {
                 return (best, "auto: model matches (\(seen))")
             }

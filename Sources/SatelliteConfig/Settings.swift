@@ -38,7 +38,7 @@ public struct Settings: Sendable {
             let config = try ConfigFile(json: JSONValue.parse(bytes, source: path))
             return try resolve(config, source: path)
         } catch var error as ConfigError {
-            if !error.message.contains(path) {
+            if !error.message.containsText(path) {
                 error.message += " (in \(path))"
             }
             throw error
@@ -54,7 +54,7 @@ public struct Settings: Sendable {
         if let profile = HardwareProfile.named(config.profile) {
             return Settings(config: config, profile: profile, profileReason: "named in the config", source: source)
         }
-        if config.profile.contains("/") || config.profile.hasSuffix(".json") {
+        if config.profile.contains(Character("/")) || config.profile.hasSuffix(".json") {
             let bytes: [UInt8]
             do {
                 bytes = try PosixFile.readAll(path: config.profile, limit: 1 << 20)

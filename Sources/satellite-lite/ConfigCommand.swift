@@ -1,4 +1,3 @@
-import ArgumentParser
 import SatelliteConfig
 
 #if canImport(Glibc)
@@ -7,15 +6,19 @@ import Glibc
 import Musl
 #endif
 
-struct ConfigCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "config", abstract: "Work with config files.", subcommands: [Check.self])
+enum ConfigCommand: CLICommandGroup {
+    static var spec: CommandSpec {
+        CommandSpec(name: "config", abstract: "Work with config files.", subcommands: [.command(Check.self)])
+    }
 
-    struct Check: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Validate a config file and show the effective settings; explain each error.")
+    struct Check: ConfigOnlyCommand {
+        static var spec: CommandSpec {
+            CommandSpec(
+                name: "check", abstract: "Validate a config file and show the effective settings; explain each error.",
+                options: [.config])
+        }
 
-        @OptionGroup var options: ConfigOption
+        var options: ConfigOption
 
         func run() throws {
             let settings = try Settings.load(configPath: options.config)

@@ -1,15 +1,22 @@
-import ArgumentParser
 import Logging
 import SatelliteConfig
 import Sync
 import TinyRegistry
 
-struct GCCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "gc", abstract: "Remove unreferenced content and enforce the quota.")
+struct GCCommand: CLICommand {
+    static var spec: CommandSpec {
+        CommandSpec(
+            name: "gc", abstract: "Remove unreferenced content and enforce the quota.",
+            options: [.config, .flag("dry-run", help: "List what would go and the bytes freed; change nothing.")])
+    }
 
-    @OptionGroup var options: ConfigOption
-    @Flag(help: "List what would go and the bytes freed; change nothing.") var dryRun = false
+    var options: ConfigOption
+    var dryRun: Bool
+
+    init(_ arguments: ParsedArguments) {
+        options = ConfigOption(arguments)
+        dryRun = arguments.flag("dry-run")
+    }
 
     func run() throws {
         let settings = try Settings.load(configPath: options.config)
@@ -50,11 +57,12 @@ struct GCCommand: ParsableCommand {
     }
 }
 
-struct VerifyCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "verify", abstract: "Re-hash every blob; quarantine corrupt ones; exit 1 if any.")
+struct VerifyCommand: ConfigOnlyCommand {
+    static var spec: CommandSpec {
+        CommandSpec(name: "verify", abstract: "Re-hash every blob; quarantine corrupt ones; exit 1 if any.", options: [.config])
+    }
 
-    @OptionGroup var options: ConfigOption
+    var options: ConfigOption
 
     func run() throws {
         let settings = try Settings.load(configPath: options.config)

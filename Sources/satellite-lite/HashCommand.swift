@@ -1,4 +1,3 @@
-import ArgumentParser
 import TinyRegistry
 
 #if canImport(Glibc)
@@ -10,17 +9,27 @@ import Musl
 /// `satellite-lite hash FILE…`: the digest of files through the store's hashing backend, with
 /// its speed: the measurement behind the choice of backend (`SATELLITE_SHA256=mbedtls`
 /// forces mbedTLS for comparison).
-struct HashCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "hash", abstract: "Hash files with the store's SHA-256 backend and report its speed.", shouldDisplay: false)
+struct HashCommand: CLICommand {
+    static var spec: CommandSpec {
+        CommandSpec(
+            name: "hash", abstract: "Hash files with the store's SHA-256 backend and report its speed.", hidden: true,
+            options: [.value("algorithm", "algorithm", help: "Algorithm: sha256 (default) or sha512.")],
+            positional: PositionalSpec(name: "file", help: "Files to hash."))
+    }
 
-    @Argument(help: "Files to hash.") var files: [String]
-    @Option(help: "Algorithm: sha256 or sha512.") var algorithm = "sha256"
+    var files: [String]
+    var algorithm: Digest.Algorithm
+
+    init(_ arguments: ParsedArguments) throws {
+        files = arguments.positionals
+        let name = arguments.value("algorithm") ?? "sha256"
+        guard let algorithm = Digest.Algorithm(rawValue: name) else {
+            throw UsageError("--algorithm must be sha256 or sha512, not \"\(name)\"")
+        }
+        self.algorithm = algorithm
+    }
 
     func run() throws {
-        guard let algorithm = Digest.Algorithm(rawValue: algorithm) else {
-            throw ValidationError("--algorithm must be sha256 or sha512")
-        }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         for file in files {
             let fd = try PosixFile.open(file, O_RDONLY)

@@ -1,4 +1,3 @@
-import ArgumentParser
 import JSONCoding
 import Hooks
 import Logging
@@ -11,50 +10,61 @@ import Glibc
 import Musl
 #endif
 
-struct HooksCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "hooks", abstract: "Try hooks by hand, run pending hook events, show recent hook runs.",
-        subcommands: [Run.self, Drain.self, Status.self])
+enum HooksCommand: CLICommandGroup {
+    static var spec: CommandSpec {
+        CommandSpec(
+            name: "hooks", abstract: "Try hooks by hand, run pending hook events, show recent hook runs.",
+            subcommands: [.command(Run.self), .command(Drain.self), .command(Status.self)])
+    }
 
-    struct Run: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Run the hooks an event triggers, now, and print what each one did.",
-            discussion: """
-                Without --journal the hooks run directly: nothing is written to the store. With --journal the \
-                event is journaled in the store and processed like the agent does it (durable, recorded in \
-                `hooks status`). Exit status 1 when no hook matches or a hook fails.
-                """)
+    struct Run: CLICommand {
+        static var spec: CommandSpec {
+            CommandSpec(
+                name: "run",
+                abstract: "Run the hooks an event triggers, now, and print what each one did.",
+                discussion: """
+                    Without --journal the hooks run directly: nothing is written to the store. With --journal the \
+                    event is journaled in the store and processed like the agent does it (durable, recorded in \
+                    `hooks status`). Exit status 1 when no hook matches or a hook fails.
+                    """,
+                options: [
+                    .config,
+                    .value(
+                        "event", "event", required: true,
+                        help: "The event: \(HookEvent.Kind.allCases.map(\.rawValue).joined(separator: ", "))."),
+                    .value("image", "image", help: "The image: REPOSITORY:TAG or REPOSITORY@DIGEST."),
+                    .value("digest", "digest", help: "SATELLITE_DIGEST (default: the digest of --image, if any)."),
+                    .value("previous-digest", "digest", help: "SATELLITE_PREVIOUS_DIGEST."),
+                    .value("message", "text", help: "SATELLITE_MESSAGE (e.g. the error of a sync-failed)."),
+                    .flag("journal", help: "Journal the event in the store and process it like the agent does."),
+                ])
+        }
 
-        @OptionGroup var options: ConfigOption
-
-        @Option(help: ArgumentHelp("The event: \(HookEvent.Kind.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "event"))
+        var options: ConfigOption
         var event: String
-
-        @Option(help: ArgumentHelp("The image: REPOSITORY:TAG or REPOSITORY@DIGEST.", valueName: "image"))
         var image: String?
-
-        @Option(help: ArgumentHelp("SATELLITE_DIGEST (default: the digest of --image, if any).", valueName: "digest"))
         var digest: String?
-
-        @Option(help: ArgumentHelp("SATELLITE_PREVIOUS_DIGEST.", valueName: "digest"))
         var previousDigest: String?
-
-        @Option(help: ArgumentHelp("SATELLITE_MESSAGE (e.g. the error of a sync-failed).", valueName: "text"))
         var message: String?
+        var journal: Bool
 
-        @Flag(help: "Journal the event in the store and process it like the agent does.")
-        var journal = false
-
-        func validate() throws {
+        init(_ arguments: ParsedArguments) throws {
+            options = ConfigOption(arguments)
+            event = arguments.value("event") ?? ""
+            image = arguments.value("image")
+            digest = arguments.value("digest")
+            previousDigest = arguments.value("previous-digest")
+            message = arguments.value("message")
+            journal = arguments.flag("journal")
             guard let kind = HookEvent.Kind(rawValue: event) else {
-                throw ValidationError(
+                throw UsageError(
                     "\"\(event)\" is not an event; use one of \(HookEvent.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             if let image, ImageReference(image) == nil {
-                throw ValidationError("\"\(image)\" is not REPOSITORY:TAG or REPOSITORY@DIGEST, e.g. library/nginx:1.27")
+                throw UsageError("\"\(image)\" is not REPOSITORY:TAG or REPOSITORY@DIGEST, e.g. library/nginx:1.27")
             }
             if (kind == .imageUpdated || kind == .imageRemoved) && image == nil {
-                throw ValidationError("--image is required for \(event)")
+                throw UsageError("--image is required for \(event)")
             }
         }
 
@@ -103,11 +113,14 @@ struct HooksCommand: AsyncParsableCommand {
         }
     }
 
-    struct Drain: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Run the hook events waiting in the store's journal now (the agent does this by itself).")
+    struct Drain: ConfigOnlyCommand {
+        static var spec: CommandSpec {
+            CommandSpec(
+                name: "drain", abstract: "Run the hook events waiting in the store's journal now (the agent does this by itself).",
+                options: [.config])
+        }
 
-        @OptionGroup var options: ConfigOption
+        var options: ConfigOption
 
         func run() async throws {
             let settings = try Settings.load(configPath: options.config)
@@ -125,12 +138,20 @@ struct HooksCommand: AsyncParsableCommand {
         }
     }
 
-    struct Status: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show pending hook events and the last hook runs.")
+    struct Status: CLICommand {
+        static var spec: CommandSpec {
+            CommandSpec(
+                name: "status", abstract: "Show pending hook events and the last hook runs.",
+                options: [.config, .flag("json", help: "Print JSON.")])
+        }
 
-        @OptionGroup var options: ConfigOption
+        var options: ConfigOption
+        var json: Bool
 
-        @Flag(help: "Print JSON.") var json = false
+        init(_ arguments: ParsedArguments) {
+            options = ConfigOption(arguments)
+            json = arguments.flag("json")
+        }
 
         func run() throws {
             let settings = try Settings.load(configPath: options.config)

@@ -1,11 +1,18 @@
-import ArgumentParser
 import JSONCoding
 import SatelliteConfig
 
-struct Profiles: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the hardware profiles and their key values.")
+struct Profiles: CLICommand {
+    static var spec: CommandSpec {
+        CommandSpec(
+            name: "profiles", abstract: "List the hardware profiles and their key values.",
+            options: [.flag("json", help: "Print JSON.")])
+    }
 
-    @Flag(help: "Print JSON.") var json = false
+    var json: Bool
+
+    init(_ arguments: ParsedArguments) {
+        json = arguments.flag("json")
+    }
 
     func run() throws {
         let detected = ProfileDetection.detect()

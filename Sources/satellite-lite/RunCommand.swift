@@ -1,4 +1,3 @@
-import ArgumentParser
 import Logging
 import SatelliteConfig
 import Synchronization
@@ -11,12 +10,15 @@ import Glibc
 import Musl
 #endif
 
-struct RunCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "run",
-        abstract: "Serve the registry, sync on the interval, run hooks. SIGTERM/SIGINT stop gracefully; SIGHUP reloads the config.")
+struct RunCommand: ConfigOnlyCommand {
+    static var spec: CommandSpec {
+        CommandSpec(
+            name: "run",
+            abstract: "Serve the registry, sync on the interval, run hooks. SIGTERM/SIGINT stop gracefully; SIGHUP reloads the config.",
+            options: [.config])
+    }
 
-    @OptionGroup var options: ConfigOption
+    var options: ConfigOption
 
     func run() async throws {
         var settings = try Settings.load(configPath: options.config)

@@ -1,43 +1,52 @@
-import ArgumentParser
 import Hooks
 import SatelliteConfig
 import TinyRegistry
 
-extension RuntimeConfig.Runtime: ExpressibleByArgument {}
+struct RuntimeConfigCommand: CLICommand {
+    static var spec: CommandSpec {
+        CommandSpec(
+            name: "runtime-config",
+            abstract: "Point a container runtime's pulls of the upstream registry at satellite-lite.",
+            discussion: """
+                Writes the runtime's mirror configuration (containerd hosts.toml, a CRI-O/podman registries.conf.d \
+                drop-in, Docker daemon.json registry-mirrors, k3s registries.yaml) under --root. Each write is atomic \
+                and keeps the previous file as FILE.satellite-lite.bak; a second run changes nothing. See \
+                docs/runtime-config.md.
+                """,
+            options: [
+                .config,
+                .value(
+                    "runtime", "runtime", required: true,
+                    help: "The runtime: \(RuntimeConfig.Runtime.allCases.map(\.rawValue).joined(separator: ", "))."),
+                .value("root", "dir", help: "Write under this directory instead of / (image builds, tests)."),
+                .flag("dry-run", help: "Print the changes as a diff; write nothing."),
+                .repeated("mirror-for", "host", help: "Another registry host whose pulls go to satellite-lite (repeatable)."),
+            ])
+    }
 
-struct RuntimeConfigCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "runtime-config",
-        abstract: "Point a container runtime's pulls of the upstream registry at satellite-lite.",
-        discussion: """
-            Writes the runtime's mirror configuration (containerd hosts.toml, a CRI-O/podman registries.conf.d \
-            drop-in, Docker daemon.json registry-mirrors, k3s registries.yaml) under --root. Each write is atomic \
-            and keeps the previous file as FILE.satellite-lite.bak; a second run changes nothing. See \
-            docs/runtime-config.md.
-            """)
-
-    @OptionGroup var options: ConfigOption
-
-    @Option(help: ArgumentHelp("The runtime: \(RuntimeConfig.Runtime.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "runtime"))
+    var options: ConfigOption
     var runtime: RuntimeConfig.Runtime
+    var root: String
+    var dryRun: Bool
+    var mirrorFor: [String]
 
-    @Option(help: ArgumentHelp("Write under this directory instead of / (image builds, tests).", valueName: "dir"))
-    var root: String = "/"
-
-    @Flag(help: "Print the changes as a diff; write nothing.")
-    var dryRun = false
-
-    @Option(
-        name: .customLong("mirror-for"),
-        help: ArgumentHelp("Another registry host whose pulls go to satellite-lite (repeatable).", valueName: "host"))
-    var mirrorFor: [String] = []
-
-    func validate() throws {
+    init(_ arguments: ParsedArguments) throws {
+        options = ConfigOption(arguments)
+        let name = arguments.value("runtime") ?? ""
+        guard let runtime = RuntimeConfig.Runtime(rawValue: name) else {
+            throw UsageError(
+                "the value '\(name)' is invalid for '--runtime <runtime>': use one of "
+                    + RuntimeConfig.Runtime.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        self.runtime = runtime
+        root = arguments.value("root") ?? "/"
+        dryRun = arguments.flag("dry-run")
+        mirrorFor = arguments.values("mirror-for")
         guard let status = try? PosixFile.status(root), status.isDirectory else {
-            throw ValidationError("--root \(root) is not an existing directory")
+            throw UsageError("--root \(root) is not an existing directory")
         }
         for host in mirrorFor where host.isEmpty || host.contains("/") || host.contains(where: \.isWhitespace) {
-            throw ValidationError("--mirror-for \"\(host)\" is not a registry host such as registry.example.com:5000")
+            throw UsageError("--mirror-for \"\(host)\" is not a registry host such as registry.example.com:5000")
         }
     }
 

@@ -1,23 +1,38 @@
-import ArgumentParser
-
 @main
-struct SatelliteLite: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "satellite-lite",
-        abstract: "Edge agent of a Harbor Satellite fleet: a verified local OCI registry for small gateways.",
-        subcommands: [
-            RunCommand.self, Serve.self, SyncCommand.self, StatusCommand.self, ConfigCommand.self, Profiles.self,
-            GCCommand.self, VerifyCommand.self, HooksCommand.self, RuntimeConfigCommand.self, HashCommand.self,
-        ]
-    )
+enum SatelliteLite {
+    static let abstract = "Edge agent of a Harbor Satellite fleet: a verified local OCI registry for small gateways."
+
+    static var spec: CommandSpec {
+        CommandSpec(
+            name: "satellite-lite", abstract: abstract,
+            subcommands: [
+                .command(RunCommand.self), .command(Serve.self), .command(SyncCommand.self), .command(StatusCommand.self),
+                .group(ConfigCommand.self), .command(Profiles.self), .command(GCCommand.self), .command(VerifyCommand.self),
+                .group(HooksCommand.self), .command(RuntimeConfigCommand.self), .command(HashCommand.self),
+            ])
+    }
+
+    static func main() async {
+        await CommandLineTool.main(root: spec)
+    }
 }
 
 /// `--config FILE`, shared by every command.
-struct ConfigOption: ParsableArguments {
-    @Option(
-        name: .long,
-        help: ArgumentHelp(
-            "Config file (JSON). Default: /etc/satellite-lite/config.json if it exists, else the embedded default.",
-            valueName: "file"))
+struct ConfigOption: Sendable {
     var config: String?
+
+    init(_ arguments: ParsedArguments) {
+        config = arguments.value("config")
+    }
+}
+
+/// A command whose only option is `--config` (its memberwise `init(options:)` does the rest).
+protocol ConfigOnlyCommand: CLICommand {
+    init(options: ConfigOption)
+}
+
+extension ConfigOnlyCommand {
+    init(_ arguments: ParsedArguments) {
+        self.init(options: ConfigOption(arguments))
+    }
 }

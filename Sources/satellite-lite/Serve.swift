@@ -1,4 +1,3 @@
-import ArgumentParser
 @preconcurrency import Dispatch
 import Logging
 import SatelliteConfig
@@ -10,11 +9,12 @@ import Glibc
 import Musl
 #endif
 
-struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Serve the registry only (no sync). SIGTERM/SIGINT stop it gracefully.")
+struct Serve: ConfigOnlyCommand {
+    static var spec: CommandSpec {
+        CommandSpec(name: "serve", abstract: "Serve the registry only (no sync). SIGTERM/SIGINT stop it gracefully.", options: [.config])
+    }
 
-    @OptionGroup var options: ConfigOption
+    var options: ConfigOption
 
     func run() async throws {
         let settings = try Settings.load(configPath: options.config)

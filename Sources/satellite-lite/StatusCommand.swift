@@ -1,4 +1,3 @@
-import ArgumentParser
 import JSONCoding
 import SatelliteConfig
 import Sync
@@ -10,13 +9,20 @@ import Glibc
 import Musl
 #endif
 
-struct StatusCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "status",
-        abstract: "Desired vs present images, disk use, last sync, transfers in progress.")
+struct StatusCommand: CLICommand {
+    static var spec: CommandSpec {
+        CommandSpec(
+            name: "status", abstract: "Desired vs present images, disk use, last sync, transfers in progress.",
+            options: [.config, .flag("json", help: "Print JSON.")])
+    }
 
-    @OptionGroup var options: ConfigOption
-    @Flag(help: "Print JSON.") var json = false
+    var options: ConfigOption
+    var json: Bool
+
+    init(_ arguments: ParsedArguments) {
+        options = ConfigOption(arguments)
+        json = arguments.flag("json")
+    }
 
     struct Report: Encodable {
         struct Image: Encodable {

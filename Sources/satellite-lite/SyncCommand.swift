@@ -1,4 +1,3 @@
-import ArgumentParser
 import Logging
 import SatelliteConfig
 import Sync
@@ -10,12 +9,14 @@ import Glibc
 import Musl
 #endif
 
-struct SyncCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "sync",
-        abstract: "Run one reconcile pass; exit 0 only if the store then holds the whole desired state.")
+struct SyncCommand: ConfigOnlyCommand {
+    static var spec: CommandSpec {
+        CommandSpec(
+            name: "sync", abstract: "Run one reconcile pass; exit 0 only if the store then holds the whole desired state.",
+            options: [.config])
+    }
 
-    @OptionGroup var options: ConfigOption
+    var options: ConfigOption
 
     func run() async throws {
         let settings = try Settings.load(configPath: options.config)

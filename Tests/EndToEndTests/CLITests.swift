@@ -31,8 +31,42 @@ import Glibc
     }
 
     @Test func usageErrorsExit64() throws {
-        #expect(try cli(["serve", "--no-such-flag"]).status == 64)
-        #expect(try cli(["no-such-command"]).status == 64)
+        for arguments in [
+            ["serve", "--no-such-flag"], ["no-such-command"], ["--bogus"], ["config", "nope"], ["sync", "--config"],
+            ["status", "--json=yes"], ["gc", "extra"], ["hooks", "run"], ["hooks", "run", "--event", "bogus"],
+            ["runtime-config", "--runtime", "nope"], ["hash"],
+        ] {
+            let result = try cli(arguments)
+            #expect(result.status == 64, "\(arguments): \(result)")
+            #expect(result.output.hasPrefix("Error: "), "\(arguments): \(result)")
+            #expect(result.output.contains("Usage: satellite-lite"), "\(arguments): \(result)")
+        }
+        let typo = try cli(["status", "--jsno"])
+        #expect(typo.output.contains("unknown option '--jsno' (did you mean '--json'?)"), "\(typo)")
+    }
+
+    @Test func helpAtEveryLevel() throws {
+        for arguments in [[], ["--help"], ["help"], ["help", "hooks", "run"], ["hooks", "run", "-h"], ["config"], ["gc", "--help"]] {
+            let result = try cli(arguments)
+            #expect(result.status == 0, "\(arguments): \(result)")
+            #expect(result.output.contains("USAGE: satellite-lite"), "\(arguments): \(result)")
+        }
+        let top = try cli(["--help"])
+        for command in ["run", "serve", "sync", "status", "config", "profiles", "gc", "verify", "hooks", "runtime-config"] {
+            #expect(top.output.contains("\n  \(command) "), "\(command) listed")
+        }
+        #expect(try cli(["gc", "--help"]).output.contains("--dry-run"))
+    }
+
+    @Test func optionValueForms() throws {
+        let directory = TestEnvironment.makeTemporaryDirectory()
+        defer { TestEnvironment.removeTree(directory) }
+        TestEnvironment.write("\(directory)/c.json", #"{"profile": "bbb-armv7", "storage": {"path": "\#(directory)/s"}}"#)
+        for arguments in [["config", "check", "--config", "\(directory)/c.json"], ["config", "check", "--config=\(directory)/c.json"]] {
+            let result = try cli(arguments)
+            #expect(result.status == 0, "\(arguments): \(result)")
+            #expect(result.output.contains("profile: bbb-armv7"), "\(arguments): \(result)")
+        }
     }
 
     @Test func profilesAreListed() throws {

@@ -1,3 +1,5 @@
+import TinyRegistry
+
 /// k3s's registries.yaml, edited as lines so that everything this editor does not touch
 /// stays byte for byte: comments, other keys, other registries, their formatting.
 ///
@@ -350,6 +352,6 @@ struct RegistriesYAML {
 
     /// A YAML double-quoted string.
     static func quoted(_ text: String) -> String {
-        "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
+        "\"" + text.replacingText("\\", with: "\\\\").replacingText("\"", with: "\\\"") + "\""
     }
 }

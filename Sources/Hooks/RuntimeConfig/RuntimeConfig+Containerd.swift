@@ -1,3 +1,5 @@
+import TinyRegistry
+
 extension RuntimeConfig {
     /// The default hosts directory of containerd (and of nerdctl).
     static let containerdHostsDirectory = "/etc/containerd/certs.d"
@@ -155,7 +157,7 @@ struct ContainerdConfigProbe: Sendable {
     static func stringValue(_ text: String) -> String? {
         guard let first = text.first, first == "\"" || first == "'", text.count >= 2, text.last == first else { return nil }
         let inner = text.dropFirst().dropLast()
-        return first == "'" ? String(inner) : String(inner).replacing("\\\\", with: "\\")
+        return first == "'" ? String(inner) : String(inner).replacingText("\\\\", with: "\\")
     }
 
     static func stripComment(_ line: Substring) -> Substring {

@@ -15,6 +15,6 @@ public enum MediaType {
 
     /// Layer types whose bytes may live elsewhere (foreign / non-distributable layers).
     public static func isNonDistributable(_ type: String) -> Bool {
-        type.contains(".nondistributable.") || type.hasPrefix("application/vnd.docker.image.rootfs.foreign.")
+        type.containsText(".nondistributable.") || type.hasPrefix("application/vnd.docker.image.rootfs.foreign.")
     }
 }
