@@ -22,10 +22,12 @@ public enum Subprocess {
         var buffer = [UInt8](repeating: 0, count: 65536)
         let deadline = monotonicSeconds() + Double(timeout)
         var fds = [pollfd(fd: child.outputFD, events: Int16(POLLIN), revents: 0)]
+        var timedOut = false
         while true {
             let remaining = deadline - monotonicSeconds()
             if remaining <= 0 {
                 kill(child.pid, SIGKILL)
+                timedOut = true
                 break
             }
             let ready = poll(&fds, 1, Int32(min(remaining, 1) * 1000))
@@ -37,7 +39,14 @@ public enum Subprocess {
         }
         close(child.outputFD)
         let status = child.wait()
-        return Result(status: status, output: String(decoding: output, as: UTF8.self))
+        var text = String(decoding: output, as: UTF8.self)
+        if timedOut {
+            // Either the child ran too long, or it exited and something it started still
+            // holds its output open: both are failures of the run.
+            text += "\n[Subprocess: no end of output after \(timeout) s; killed]"
+            return Result(status: status == 0 ? 124 : status, output: text)
+        }
+        return Result(status: status, output: text)
     }
 
     /// A started child process.
@@ -97,8 +106,21 @@ public enum Subprocess {
             for pointer in argv { free(pointer) }
             for pointer in envp { free(pointer) }
         }
+        // The test process's threads block signals (Swift Testing, Dispatch); a child would
+        // inherit that mask and then ignore SIGTERM, outliving its script and holding the
+        // output pipe. Children start with an empty mask and default dispositions.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
-        let result = posix_spawnp(&pid, arguments[0], &actions, nil, argv, envp)
+        let result = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
         if captureOutput { close(pipeFDs[1]) }
         guard result == 0 else {
             if captureOutput { close(pipeFDs[0]) }
