@@ -38,7 +38,9 @@ struct RunCommand: ConfigOnlyCommand {
         hooks?.start()
         let metrics = RunMetrics(settings: settings, store: store, hooks: hooks)
         server.api.metrics.addProvider { metrics.render() }
-        let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)")
+        let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)", logger: logger) {
+            await server.isResponsive(timeout: .nanoseconds($0))
+        }
 
         let control = RunControl()
         let watcher = SignalWatcher(signals: [SIGTERM, SIGINT, SIGHUP]) { signal in

@@ -37,7 +37,9 @@ struct Serve: ConfigOnlyCommand {
             await server.shutdown()
             throw CLIError("cannot listen on \(settings.config.registry.listen): \(error)")
         }
-        let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)")
+        let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)", logger: logger) {
+            await server.isResponsive(timeout: .nanoseconds($0))
+        }
         let control = RunControl()
         let stop = SignalWatcher(signals: [SIGTERM, SIGINT]) { signal in
             logger.info("stopping", metadata: ["signal": "\(signal)"])

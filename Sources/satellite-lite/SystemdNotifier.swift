@@ -1,3 +1,5 @@
+import Logging
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -39,13 +41,21 @@ enum SystemdNotifier {
         return usec * 1000 / 2
     }
 
-    /// Sends READY=1 and keeps the watchdog fed until the task is cancelled.
-    static func ready(status: String) -> Task<Void, Never>? {
+    /// Sends READY=1 and keeps the watchdog fed until the task is cancelled, as long as
+    /// `isAlive` answers true within half the ping interval: a stuck process stops feeding
+    /// it, and systemd restarts the service (WatchdogSec). Without a watchdog, nil.
+    static func ready(
+        status: String, logger: Logger, isAlive: @escaping @Sendable (_ timeoutNanoseconds: Int64) async -> Bool
+    ) -> Task<Void, Never>? {
         send("READY=1\nSTATUS=\(status)")
         guard let interval = watchdogInterval else { return nil }
         return Task.detached {
             while !Task.isCancelled {
-                send("WATCHDOG=1")
+                if await isAlive(interval / 2) {
+                    send("WATCHDOG=1")
+                } else if !Task.isCancelled {
+                    logger.error("liveness check failed: the registry's event loops or I/O threads did not answer; the systemd watchdog is not fed")
+                }
                 try? await Task.sleep(nanoseconds: UInt64(interval))
             }
         }

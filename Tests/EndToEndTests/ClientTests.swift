@@ -69,4 +69,11 @@ import TestSupport
             try EndToEnd.run("containerd_runtime_config.sh", [TestEnvironment.binary])
         }
     }
+
+    /// Unattended operation: the systemd notify protocol (READY, watchdog, STOPPING) and the unit.
+    @Suite struct Unattended {
+        @Test func systemdNotifyWatchdogAndUnit() throws {
+            try EndToEnd.run("systemd_notify.sh", [TestEnvironment.binary])
+        }
+    }
 }

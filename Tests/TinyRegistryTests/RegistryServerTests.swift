@@ -1,7 +1,12 @@
 import Logging
 import NIOCore
+import NIOPosix
 import Testing
 import TestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @testable import TinyRegistry
 
@@ -55,6 +60,29 @@ import TestSupport
             await server.shutdown()
             TestEnvironment.removeTree(directory)
         }
+    }
+
+    /// The watchdog's liveness check: a blocked event loop or a blocked I/O pool fails it
+    /// within the timeout, and it passes again once they are free.
+    @Test func livenessCheck() async throws {
+        let harness = try Harness(useSendfile: true)
+        try await harness.start()
+        #expect(await harness.server.isResponsive(timeout: .seconds(5)))
+
+        harness.server.group.next().execute { usleep(1_500_000) }
+        let start = ContinuousClock.now
+        #expect(await !harness.server.isResponsive(timeout: .milliseconds(300)), "a blocked event loop fails the check")
+        #expect(ContinuousClock.now - start < .seconds(1), "within its timeout")
+        try await Task.sleep(for: .seconds(2))
+        #expect(await harness.server.isResponsive(timeout: .seconds(5)))
+
+        // Both I/O threads busy: the pool's probe waits.
+        for _ in 0..<2 { _ = harness.server.pool.runIfActive(eventLoop: harness.server.group.next()) { usleep(1_500_000) } }
+        #expect(await !harness.server.isResponsive(timeout: .milliseconds(300)), "a blocked I/O pool fails the check")
+        try await Task.sleep(for: .seconds(2))
+        #expect(await harness.server.isResponsive(timeout: .seconds(5)))
+        await harness.stop()
+        #expect(await harness.server.isResponsive(timeout: .milliseconds(100)), "stopped: nothing to check")
     }
 
     @Test(arguments: [true, false])

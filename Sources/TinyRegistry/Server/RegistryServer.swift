@@ -35,8 +35,8 @@ public final class RegistryServer: Sendable {
 
     public let configuration: Configuration
     public let api: RegistryAPI
-    private let group: MultiThreadedEventLoopGroup
-    private let pool: NIOThreadPool
+    let group: MultiThreadedEventLoopGroup
+    let pool: NIOThreadPool
     private let channel = Mutex<(any Channel)?>(nil)
     private let openConnections = Atomic<Int>(0)
     private let stopped = Atomic<Bool>(false)
@@ -103,6 +103,31 @@ public final class RegistryServer: Sendable {
         return address
     }
 
+    /// Whether every event loop and the blocking-I/O pool run a no-op within `timeout`: the
+    /// liveness check behind the systemd watchdog (a loop stuck in a blocking call or a
+    /// busy handler answers no one, so the service should be restarted). True once stopped.
+    public func isResponsive(timeout: Duration) async -> Bool {
+        guard !stopped.load(ordering: .acquiring) else { return true }
+        var loops: [any EventLoop] = []
+        for loop in group.makeIterator() { loops.append(loop) }
+        guard let first = loops.first else { return true }
+        var probes = loops.map { loop in loop.submit {} }
+        probes.append(pool.runIfActive(eventLoop: first) {})
+        let all = EventLoopFuture.andAllSucceed(probes, on: first)
+        let outcome = FirstOutcome()
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            // Whichever comes first answers: the probes, or the deadline. A hung loop never
+            // completes its probe; its callback is then simply never called.
+            all.whenComplete { result in
+                if outcome.claim() { continuation.resume(returning: (try? result.get()) != nil) }
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                if outcome.claim() { continuation.resume(returning: false) }
+            }
+        }
+    }
+
     /// Waits until the listener is closed.
     public func waitUntilClosed() async throws {
         guard let channel = channel.withLock({ $0 }) else { return }
@@ -141,5 +166,14 @@ final class OverloadHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
             loopContext.value.close(promise: nil)
         }
+    }
+}
+
+/// Lets exactly one of several racing callers through.
+private final class FirstOutcome: Sendable {
+    private let taken = Atomic<Bool>(false)
+
+    func claim() -> Bool {
+        !taken.exchange(true, ordering: .acquiringAndReleasing)
     }
 }
