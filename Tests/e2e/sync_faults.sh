@@ -165,7 +165,36 @@ case_stalls() {
     local n
     n=$(grep -c ' stalled after ' "$PX_DIR/log" || true)
     (( n >= 1 )) || fail "stalls: the proxy never stalled a transfer (log: $(tail -n 3 "$PX_DIR/log" | tr '\n' ' '))"
-    result "stalls: $n stalls (stallTimeout 3s) -> exit 0 in ${DUR}s, upstream/image = $(ratio "$PX_COUNT" "$BIG_BYTES")"
+    # From each stall to the next connection's activity (its retry): stallTimeout (3 s),
+    # the progress callback's period (<= 1 s), the retry's backoff, and at most the
+    # retry's own 8 MiB before it stalls in turn.
+    local gaps
+    gaps=$(python3 - "$PX_DIR/log" <<'PY'
+import re, sys
+# A stalled request never completes, so it has no request line; its retry either
+# completes (a line with start=) or stalls in turn (a stall line of a later connection).
+stalls, events = [], []
+for line in open(sys.argv[1]):
+    m = re.match(r"([0-9.]+) conn (\d+) stalled after ", line)
+    if m:
+        stalls.append((float(m.group(1)), int(m.group(2))))
+        events.append((float(m.group(1)), int(m.group(2))))
+    m = re.match(r"[0-9.]+ conn (\d+) .* start=([0-9.]+)", line)
+    if m:
+        events.append((float(m.group(2)), int(m.group(1))))
+out = []
+for t, conn in stalls:
+    later = [e for e, c in events if c > conn and e > t]
+    out.append("%.1f" % (min(later) - t) if later else "none")
+print(" ".join(out))
+PY
+)
+    local gap
+    for gap in $gaps; do
+        [[ $gap != none ]] || fail "stalls: no request after a stall (gaps: $gaps)"
+        le "$gap" 6.5 || fail "stalls: a stall took ${gap}s to be detected and retried (stallTimeout 3s; gaps: $gaps)"
+    done
+    result "stalls: $n stalls (stallTimeout 3s), detected and retried after ${gaps// /, } s -> exit 0 in ${DUR}s, upstream/image = $(ratio "$PX_COUNT" "$BIG_BYTES")"
 }
 
 case_refuse() {

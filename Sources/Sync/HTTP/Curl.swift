@@ -20,7 +20,8 @@ final class CurlTransfer {
         var method = "GET"
         var headers: [String] = []
         var connectTimeout: Int64 = 15_000_000_000
-        /// Abort when fewer than 1 byte/s arrive for this long (nanoseconds).
+        /// Abort when no byte moves in either direction for this long (nanoseconds),
+        /// including while waiting for the response.
         var stallTimeout: Int64 = 60_000_000_000
         var caFile: String?
         var insecure = false
@@ -74,11 +75,34 @@ final class CurlTransfer {
         var onBody: (UnsafeRawBufferPointer) throws -> Void
         var bodyError: (any Error)?
         let cancelled: CancelFlag
+        /// Stall detection: bytes moved so far, and when that last changed.
+        let stallTimeout: Int64
+        var bytesMoved: Int64 = 0
+        var lastMove = BandwidthLimiter.now()
+        var stalled = false
 
-        init(onHeaders: @escaping (Response) -> HeaderDecision, onBody: @escaping (UnsafeRawBufferPointer) throws -> Void, cancelled: CancelFlag) {
+        init(
+            onHeaders: @escaping (Response) -> HeaderDecision, onBody: @escaping (UnsafeRawBufferPointer) throws -> Void,
+            cancelled: CancelFlag, stallTimeout: Int64
+        ) {
             self.onHeaders = onHeaders
             self.onBody = onBody
             self.cancelled = cancelled
+            self.stallTimeout = stallTimeout
+        }
+
+        /// Called by curl's progress callback (at least once a second): true to abort.
+        func shouldAbort(bytes: Int64) -> Bool {
+            if cancelled.isSet { return true }
+            let now = BandwidthLimiter.now()
+            if bytes != bytesMoved {
+                bytesMoved = bytes
+                lastMove = now
+            } else if now - lastMove > stallTimeout {
+                stalled = true
+                return true
+            }
+            return false
         }
     }
 
@@ -126,7 +150,7 @@ final class CurlTransfer {
             throw Failure(code: CURLE_FAILED_INIT, message: "curl_easy_init failed")
         }
         defer { returnHandle(handle) }
-        let context = Context(onHeaders: onHeaders, onBody: onBody, cancelled: cancelled)
+        let context = Context(onHeaders: onHeaders, onBody: onBody, cancelled: cancelled, stallTimeout: options.stallTimeout)
         let unmanaged = Unmanaged.passRetained(context)
         defer { unmanaged.release() }
         var headerList: UnsafeMutablePointer<curl_slist>?
@@ -144,8 +168,8 @@ final class CurlTransfer {
             _ = ccurl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, options.followRedirects ? 1 : 0)
             _ = ccurl_setopt_long(handle, CURLOPT_MAXREDIRS, 5)
             _ = ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(options.connectTimeout / 1_000_000))
-            _ = ccurl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1)
-            _ = ccurl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, max(1, Int(options.stallTimeout / 1_000_000_000)))
+            // Stalls are detected in the progress callback below, to the second: curl's
+            // LOW_SPEED_TIME averages the speed and fired up to 6 s late.
             _ = ccurl_setopt_long(handle, CURLOPT_BUFFERSIZE, min(max(options.bufferSize, 16384), 512 * 1024))
             _ = ccurl_setopt_string(handle, CURLOPT_USERAGENT, "satellite-lite")
             _ = ccurl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errorPointer.baseAddress)
@@ -207,15 +231,20 @@ final class CurlTransfer {
             }
             _ = ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
             _ = ccurl_setopt_ptr(handle, CURLOPT_XFERINFODATA, opaque)
-            _ = ccurl_setopt_xferinfo_function(handle) { user, _, _, _, _ in
+            _ = ccurl_setopt_xferinfo_function(handle) { user, _, downloaded, _, uploaded in
                 guard let user else { return 0 }
                 let context = Unmanaged<Context>.fromOpaque(user).takeUnretainedValue()
-                return context.cancelled.isSet ? 1 : 0
+                return context.shouldAbort(bytes: Int64(downloaded) &+ Int64(uploaded)) ? 1 : 0
             }
             return curl_easy_perform(handle)
         }
         if let error = context.bodyError { throw error }
         if context.cancelled.isSet { throw CancellationError() }
+        if context.stalled {
+            throw Failure(
+                code: CURLE_OPERATION_TIMEDOUT,
+                message: "\(url.redactingQuery()): stalled: no data for \(context.stallTimeout / 1_000_000_000) s")
+        }
         let response = Response(status: context.status, headers: context.headerLines)
         if context.decision == .reject { return response }
         if !context.decided, code == CURLE_OK {
