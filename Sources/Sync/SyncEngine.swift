@@ -119,14 +119,17 @@ public final class SyncEngine: Sendable {
         status.write(store: store)
 
         let writer = Task { [self] in
-            while !Task.isCancelled {
-                try? await Task.sleep(nanoseconds: 1_000_000_000)
+            while true {
+                // A cancelled sleep ends the loop: writing "running" after the final
+                // status would leave `status` saying a sync runs until the next pass.
+                do { try await Task.sleep(nanoseconds: 1_000_000_000) } catch { return }
                 writeStatus(running: true, report: nil)
             }
         }
         let bytesBefore = client.bytesReceived
         var report = await reconcile()
         writer.cancel()
+        await writer.value
         report.bytesDownloaded = client.bytesReceived - bytesBefore
         writeStatus(running: false, report: report)
         let event = SyncEvent(
