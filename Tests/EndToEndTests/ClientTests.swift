@@ -75,5 +75,10 @@ import TestSupport
         @Test func systemdNotifyWatchdogAndUnit() throws {
             try EndToEnd.run("systemd_notify.sh", [TestEnvironment.binary])
         }
+
+        /// README's five-minute walk-through, as a new user runs it.
+        @Test func readmeWalkthrough() throws {
+            try EndToEnd.run("readme_walkthrough.sh", [TestEnvironment.binary])
+        }
     }
 }
