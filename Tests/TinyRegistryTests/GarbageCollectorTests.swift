@@ -1,6 +1,10 @@
 import Testing
 import TestSupport
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @testable import TinyRegistry
 
 @Suite struct GarbageCollectorTests {
@@ -41,6 +45,7 @@ import TestSupport
         let old = try f.image("b", size: 20_000, tag: nil)
         let recent = try f.image("c", size: 30_000, tag: nil)
         // "b" was used long ago, "c" just now: b goes first.
+        try age(f, old.manifest, by: 3_000)
         f.store.access.touch(recent.layer)
         f.store.access.touch(recent.manifest)
         let policy = GarbageCollector.Policy(keepPushedTags: true, gracePeriod: 0)
@@ -60,6 +65,49 @@ import TestSupport
         #expect(f.store.hasBlob(kept.layer))
         #expect(sweep.freedBytes >= 20_000)
         #expect(f.store.resolveTag(f.repository, "v1") == kept.manifest)
+    }
+
+    /// Makes every blob of an image look last used (written, in the access log and by its
+    /// file time) `age` seconds ago.
+    func age(_ f: Fixture, _ manifest: Digest, by age: Int) throws {
+        let then = time(nil) - age
+        for digest in Verifier.closure(store: f.store, manifest) {
+            var times = [timespec(tv_sec: then, tv_nsec: 0), timespec(tv_sec: then, tv_nsec: 0)]
+            #expect(utimensat(AT_FDCWD, f.store.blobPath(digest), &times, 0) == 0)
+            f.store.access.touch(digest, at: Int64(then))
+        }
+    }
+
+    /// A sweep that frees a few bytes still takes whole images: no manifest is left listed
+    /// without its layers, and no layer of an evicted image stays as dead weight; a layer
+    /// that an intact cached image shares stays.
+    @Test func partialSweepsEvictWholeImages() throws {
+        let f = try Fixture()
+        defer { TestEnvironment.removeTree(f.directory) }
+        let oldest = try f.image("b", size: 4_000, tag: nil)
+        let sharing = try f.image("bb", size: 4_000, tag: nil)  // same layer bytes as "b"
+        let newest = try f.image("d", size: 8_000, tag: nil)
+        #expect(oldest.layer == sharing.layer)
+        try age(f, oldest.manifest, by: 3_000)
+        try age(f, sharing.manifest, by: 2_000)
+        try age(f, newest.manifest, by: 1_000)
+        let plan = try GarbageCollector.plan(store: f.store, policy: .init(keepPushedTags: true, gracePeriod: 0), roots: .init())
+        #expect(plan.images[oldest.manifest]?.contains(oldest.layer) == true)
+
+        let first = GarbageCollector.sweep(store: f.store, plan: plan, freeing: 1)
+        let oldestParts = Verifier.closure(store: f.store, sharing.manifest)
+        #expect(!f.store.hasBlob(oldest.manifest), "the oldest image goes first")
+        #expect(f.store.manifestMediaType(f.repository, oldest.manifest) == nil, "and is no longer listed")
+        #expect(f.store.hasBlob(oldest.layer), "its layer stays: the intact image \"bb\" needs it")
+        #expect(oldestParts.allSatisfy { f.store.hasBlob($0) }, "\"bb\" is whole")
+        #expect(Verifier.closure(store: f.store, newest.manifest).allSatisfy { f.store.hasBlob($0) }, "\"d\" is whole")
+        #expect(first.removed.count == 2, "the manifest and config of \"b\": \(first.removed.map(\.digest))")
+
+        // The next partial sweep takes "bb" whole, shared layer included, and leaves "d".
+        let plan2 = try GarbageCollector.plan(store: f.store, policy: .init(keepPushedTags: true, gracePeriod: 0), roots: .init())
+        GarbageCollector.sweep(store: f.store, plan: plan2, freeing: 1)
+        #expect(oldestParts.allSatisfy { !f.store.hasBlob($0) }, "\"bb\" went whole")
+        #expect(Verifier.closure(store: f.store, newest.manifest).allSatisfy { f.store.hasBlob($0) }, "\"d\" is whole")
     }
 
     @Test func gracePeriodProtectsFreshContent() throws {

@@ -60,9 +60,10 @@ public final class AccessLog: Sendable {
 
     static func now() -> Int64 { Int64(time(nil)) }
 
-    /// Notes that `digest` was just used.
-    public func touch(_ digest: Digest) {
-        let now = Self.now()
+    /// Notes that `digest` was used: just now, or at `time` (seconds since the epoch; tests
+    /// make content look old with it).
+    public func touch(_ digest: Digest, at time: Int64? = nil) {
+        let now = time ?? Self.now()
         let schedule = state.withLock { state -> Bool in
             if state.times[digest] != now {
                 state.times[digest] = now

@@ -65,6 +65,9 @@ public enum GarbageCollector {
         /// Unreferenced blobs still inside the grace period.
         public var youngBytes: Int64 = 0
         public var totalBytes: Int64 = 0
+        /// Each unreferenced manifest with the candidates it reaches (itself included): the
+        /// cached images a partial sweep must not leave half evicted.
+        public var images: [Digest: Set<Digest>] = [:]
 
         public var candidateBytes: Int64 { candidates.reduce(0) { $0 + $1.size } }
     }
@@ -114,32 +117,50 @@ public enum GarbageCollector {
                 plan.candidates.append(Candidate(digest: digest, size: status.size, lastUsed: lastUsed))
             }
         }
-        applyImageRecency(store: store, &plan.candidates)
+        plan.images = applyImageRecency(store: store, &plan.candidates)
         plan.candidates.sort { ($0.lastUsed, $0.digest) < ($1.lastUsed, $1.digest) }
         return plan
     }
 
-    /// A cached image is as recent as its most recently used part, so that eviction takes
-    /// whole images least recently used first: a sync links (and so touches) an image's
-    /// config and layers but not its manifest, and a client that already holds the layers
-    /// only fetches the manifest.
-    static func applyImageRecency(store: BlobStore, _ candidates: inout [Candidate]) {
-        guard !candidates.isEmpty else { return }
+    /// A cached image is as recent as the most recently used of its own parts (manifest,
+    /// config, layers no other cached image has), and all its parts take that time, so that
+    /// eviction takes whole images least recently used first: a sync links (and so touches)
+    /// an image's config and layers but not its manifest, and a client that already holds
+    /// the layers only fetches the manifest. A part several cached images share takes the
+    /// newest of their times: it goes with the last of them.
+    ///
+    /// Returns the cached images (manifests not inside another cached manifest, such as an
+    /// index's children) with their candidate parts.
+    @discardableResult
+    static func applyImageRecency(store: BlobStore, _ candidates: inout [Candidate]) -> [Digest: Set<Digest>] {
+        guard !candidates.isEmpty else { return [:] }
         var raw: [Digest: Int64] = [:]
         for candidate in candidates { raw[candidate.digest] = candidate.lastUsed }
-        var effective = raw
-        var seen = Set<Digest>()
+        var closures: [Digest: Set<Digest>] = [:]
         for repository in (try? store.repositories()) ?? [] {
-            for manifest in (try? store.manifests(repository)) ?? [] where raw[manifest] != nil {
-                guard seen.insert(manifest).inserted else { continue }
-                let members = Verifier.closure(store: store, manifest).filter { raw[$0] != nil }
-                guard let newest = members.compactMap({ raw[$0] }).max() else { continue }
-                for member in members where newest > effective[member] ?? 0 { effective[member] = newest }
+            for manifest in (try? store.manifests(repository)) ?? [] where raw[manifest] != nil && closures[manifest] == nil {
+                closures[manifest] = Verifier.closure(store: store, manifest).filter { raw[$0] != nil }
             }
+        }
+        var children = Set<Digest>()
+        for (manifest, members) in closures {
+            for member in members where member != manifest && closures[member] != nil { children.insert(member) }
+        }
+        let images = closures.filter { !children.contains($0.key) }
+        var owners: [Digest: Int] = [:]
+        for members in images.values {
+            for member in members { owners[member, default: 0] += 1 }
+        }
+        var effective: [Digest: Int64] = [:]
+        for members in images.values {
+            let own = members.filter { owners[$0] == 1 }.compactMap { raw[$0] }
+            let time = own.max() ?? members.compactMap { raw[$0] }.max() ?? 0
+            for member in members { effective[member] = max(effective[member] ?? .min, time) }
         }
         for index in candidates.indices {
             candidates[index].lastUsed = effective[candidates[index].digest] ?? candidates[index].lastUsed
         }
+        return images
     }
 
     public struct Sweep: Sendable {
@@ -148,27 +169,57 @@ public enum GarbageCollector {
     }
 
     /// Removes candidates in LRU order until `bytes` are freed (all of them when nil), then
-    /// drops the repository links that pointed at what went.
+    /// finishes every cached image it started on, and drops the repository links that
+    /// pointed at what went.
     @discardableResult
     public static func sweep(store: BlobStore, plan: Plan, freeing bytes: Int64? = nil) -> Sweep {
         var sweep = Sweep()
+        var removed = Set<Digest>()
+        func remove(_ candidate: Candidate) -> Bool {
+            // Used again since the plan was made (a pull, a mount): keep it.
+            if let used = store.access.lastUse(candidate.digest), used > candidate.lastUsed { return false }
+            guard (try? store.removeBlob(candidate.digest)) != nil else { return false }
+            removed.insert(candidate.digest)
+            sweep.removed.append(candidate)
+            sweep.freedBytes += candidate.size
+            return true
+        }
         for candidate in plan.candidates {
             if let bytes, sweep.freedBytes >= bytes { break }
-            // Used again since the plan was made (a pull, a mount): keep it.
-            if let used = store.access.lastUse(candidate.digest), used > candidate.lastUsed { continue }
-            do {
-                try store.removeBlob(candidate.digest)
-                sweep.removed.append(candidate)
-                sweep.freedBytes += candidate.size
-            } catch {
-                continue
-            }
+            _ = remove(candidate)
         }
+        if bytes != nil { finishImages(plan: plan, removed: removed, remove: remove) }
         if !sweep.removed.isEmpty {
             pruneLinks(store: store, removed: Set(sweep.removed.map(\.digest)))
             store.access.flush(forgetting: Set(sweep.removed.map(\.digest)))
         }
         return sweep
+    }
+
+    /// A partial sweep stops at a byte count, which can fall inside an image: a manifest gone
+    /// with its layers left (dead weight), or a layer gone under a manifest still listed (a
+    /// pull that fails halfway). Every image that lost a part loses all of its parts that
+    /// no intact image needs, until nothing changes.
+    private static func finishImages(plan: Plan, removed: Set<Digest>, remove: (Candidate) -> Bool) {
+        var removed = removed
+        guard !removed.isEmpty, !plan.images.isEmpty else { return }
+        let candidates = Dictionary(plan.candidates.map { ($0.digest, $0) }, uniquingKeysWith: { first, _ in first })
+        var changed = true
+        while changed {
+            changed = false
+            let broken = plan.images.filter { !$0.value.isDisjoint(with: removed) }
+            guard !broken.isEmpty else { return }
+            var needed = Set<Digest>()
+            for (manifest, members) in plan.images where broken[manifest] == nil { needed.formUnion(members) }
+            for (_, members) in broken {
+                for member in members where !removed.contains(member) && !needed.contains(member) {
+                    if let candidate = candidates[member], remove(candidate) {
+                        removed.insert(member)
+                        changed = true
+                    }
+                }
+            }
+        }
     }
 
     /// Deletes revision, layer and referrer links to blobs that are gone, so listings stay
