@@ -69,6 +69,29 @@ import Glibc
         }
     }
 
+    /// Every config example in docs/ and README, and every profile in hw-profiles/ (named by
+    /// path), passes `config check`: what a user copying them runs.
+    @Test func docsExamplesAndProfilesPassConfigCheck() throws {
+        let directory = TestEnvironment.makeTemporaryDirectory()
+        defer { TestEnvironment.removeTree(directory) }
+        let examples = try DocExamples.configBlocks()
+        #expect(examples.count >= 4)
+        for (index, example) in examples.enumerated() {
+            TestEnvironment.write("\(directory)/example-\(index).json", example.text)
+            let result = try cli(["config", "check", "--config", "\(directory)/example-\(index).json"])
+            #expect(result.status == 0, "example in \(example.file): \(result)\n\(example.text)")
+            #expect(result.output.hasPrefix("config: \(directory)/example-\(index).json: OK"), "\(result)")
+        }
+        let listing = try Subprocess.run(["sh", "-c", "ls \(TestEnvironment.repositoryRoot)/hw-profiles/*.json"])
+        let profiles = listing.output.split(separator: "\n").map(String.init)
+        #expect(profiles.count >= 7)
+        for (index, profile) in profiles.enumerated() {
+            TestEnvironment.write("\(directory)/profile-\(index).json", #"{"profile": "\#(profile)"}"#)
+            let result = try cli(["config", "check", "--config", "\(directory)/profile-\(index).json"])
+            #expect(result.status == 0, "\(profile): \(result)")
+        }
+    }
+
     @Test func profilesAreListed() throws {
         let result = try cli(["profiles"])
         #expect(result.status == 0)
