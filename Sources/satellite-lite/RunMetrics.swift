@@ -47,6 +47,7 @@ final class RunMetrics: Sendable {
             s.passes += 1
             if !report.complete { s.failedPasses += 1 }
             s.client = nil
+            s.storeBytes.time = 0  // measure again at the next scrape
         }
     }
 
@@ -54,6 +55,7 @@ final class RunMetrics: Sendable {
         state.withLock { s in
             s.gcRuns += 1
             s.gcFreed += freed
+            s.storeBytes.time = 0
         }
     }
 
@@ -74,16 +76,16 @@ final class RunMetrics: Sendable {
             } else {
                 s.lastSample = (0, 0)
             }
-            // Walking the store is not free: at most every 10 seconds.
+            // Walking the store is not free: at most every 10 seconds, and after each pass
+            // and GC.
             if now - s.storeBytes.time > 10_000_000_000 {
                 s.storeBytes = (GarbageCollector.diskUse(store: store), now)
             }
             return (synced, resumes, s.passes, s.failedPasses, s.gcRuns, s.gcFreed, rate, s.storeBytes.value)
         }
         let quota = settings.quotaBytes(store: store)
-        let status = HookRunner.status(journalDirectory: HookRunner.journalDirectory(storagePath: store.root))
-        let hookRuns = status.recent.count
-        let hookFailures = status.recent.filter { !$0.succeeded }.count
+        let hookTotals = hooks?.runner.totals ?? (runs: 0, failures: 0)
+        let hookPending = hooks?.runner.pendingCount ?? 0
         var text = ""
         func metric(_ name: String, _ type: String, _ help: String, _ value: Int64) {
             text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
@@ -98,9 +100,9 @@ final class RunMetrics: Sendable {
         metric("satellite_store_quota_bytes", "gauge", "The store's quota.", quota)
         metric("satellite_gc_runs_total", "counter", "Garbage collections run by this process.", gcRuns)
         metric("satellite_gc_freed_bytes_total", "counter", "Bytes freed by garbage collection.", gcFreed)
-        metric("satellite_hook_runs", "gauge", "Hook runs in the recent history.", Int64(hookRuns))
-        metric("satellite_hook_failures", "gauge", "Failed hook runs in the recent history.", Int64(hookFailures))
-        metric("satellite_hook_pending", "gauge", "Journaled events whose hooks have not finished.", Int64(status.pending.count))
+        metric("satellite_hook_runs_total", "counter", "Hook runs finished by this process.", hookTotals.runs)
+        metric("satellite_hook_failures_total", "counter", "Hook runs that timed out or exited non-zero.", hookTotals.failures)
+        metric("satellite_hook_pending", "gauge", "Journaled events whose hooks have not finished.", Int64(hookPending))
         return text
     }
 }

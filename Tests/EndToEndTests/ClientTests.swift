@@ -76,6 +76,10 @@ import TestSupport
             try EndToEnd.run("systemd_notify.sh", [TestEnvironment.binary])
         }
 
+        @Test func metricsFollowSyncRequestsGCAndHooks() throws {
+            try EndToEnd.run("metrics.sh", [TestEnvironment.binary])
+        }
+
         /// README's five-minute walk-through, as a new user runs it.
         @Test func readmeWalkthrough() throws {
             try EndToEnd.run("readme_walkthrough.sh", [TestEnvironment.binary])

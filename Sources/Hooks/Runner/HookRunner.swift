@@ -76,6 +76,10 @@ public final class HookRunner: Sendable {
         var configuration: Configuration
         var running: Status.Running?
         var history: [HookRun]
+        /// Runs finished by this runner, and how many of them failed (for metrics: the
+        /// history is bounded, these only grow).
+        var runs: Int64 = 0
+        var failures: Int64 = 0
         /// `run()` waiting for work.
         var waiter: CheckedContinuation<Void, Never>?
         /// Work arrived while nobody waited.
@@ -311,6 +315,8 @@ public final class HookRunner: Sendable {
             kept.output = String(decoding: bytes.suffix(configuration.historyOutputLimit), as: UTF8.self)
         }
         let history = state.withLock { state -> [HookRun] in
+            state.runs += 1
+            if !run.succeeded { state.failures += 1 }
             state.history.append(kept)
             if state.history.count > configuration.historyLimit {
                 state.history.removeFirst(state.history.count - configuration.historyLimit)
@@ -323,6 +329,17 @@ public final class HookRunner: Sendable {
         } catch {
             logger.warning("cannot write the hook history", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// Hook runs this runner finished since it was created, and how many failed
+    /// (timed out, killed or exited non-zero).
+    public var totals: (runs: Int64, failures: Int64) {
+        state.withLock { ($0.runs, $0.failures) }
+    }
+
+    /// Events journaled and not yet done.
+    public var pendingCount: Int {
+        HookJournal.peek(directory: journal.directory).count
     }
 
     // MARK: Running hooks
