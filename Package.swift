@@ -86,6 +86,7 @@ let package = Package(
         .target(
             name: "Hooks",
             dependencies: [
+                "CSatelliteSystem",
                 "JSONCoding",
                 "SatelliteConfig",
                 "TinyRegistry",

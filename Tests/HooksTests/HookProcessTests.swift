@@ -47,6 +47,20 @@ import Musl
         #expect(lines.last == "stdin-done")  // stdin is /dev/null: cat returns at once
     }
 
+    /// A descriptor the agent holds without close-on-exec (inherited, or opened by a
+    /// library) does not reach the hook; the working directory is set by posix_spawn.
+    @Test func noInheritedDescriptorsAndWorkingDirectory() async {
+        let leaked = open("/dev/null", O_RDONLY)  // no O_CLOEXEC
+        #expect(leaked > 2)
+        defer { close(leaked) }
+        var o = options(timeout: 10)
+        o.workingDirectory = "/tmp"
+        let result = await HookProcess.run(
+            command: "if [ -e /proc/$$/fd/\(leaked) ]; then echo leaked; else echo clean; fi; pwd", environment: [], options: o)
+        #expect(result.outcome == .exited(0))
+        #expect(result.output.text == "clean\n/tmp\n", "\(result.output.text)")
+    }
+
     @Test func exitStatusSignalAndStderr() async {
         let failed = await HookProcess.run(command: "echo out; echo err >&2; exit 3", environment: [], options: options(timeout: 10))
         #expect(failed.outcome == .exited(3))

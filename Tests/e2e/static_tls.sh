@@ -14,6 +14,7 @@
 #      the CA): exit 1 with a clear one-line TLS/certificate error.
 #   5. caFile of an unrelated CA: exit 1 with a TLS/certificate error.
 #   6. `insecure: true` without caFile: exit 0.
+#   7. a hook run by the static binary gets no descriptor the binary inherited.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -152,5 +153,16 @@ expect_tls_error "caFile of an unrelated CA"
 # ---- 6. insecure
 run_sync insecure "$(jq -n --arg u "https://$UP" '{url:$u, insecure:true}')"
 expect_synced "insecure: true"
+
+# ---- 7. hooks from the static binary: an inherited descriptor (no close-on-exec) stays
+# out of the hook, and the hook runs in / (posix_spawn's addclosefrom and addchdir are
+# linked statically, not looked up at run time)
+jq -n --arg s "$T/hookstore" '{storage:{path:$s}, hooks:[{on:"sync-completed",
+    run:"if [ -e /proc/$$/fd/7 ]; then echo fd7-leaked; else echo fd7-closed; fi; echo cwd=$(pwd)"}]}' >"$T/hooks.json"
+out=$(exec 7</dev/null; "$BIN" hooks run --config "$T/hooks.json" --event sync-completed 2>&1) \
+    || fail "hooks run with the static binary: $out"
+grep -q "| fd7-closed" <<<"$out" || fail "a descriptor of the agent reached the hook: $out"
+grep -q "| cwd=/$" <<<"$out" || fail "the hook did not run in /: $out"
+log "ok: hooks from the static binary get no inherited descriptors"
 
 echo "PASS [static_tls]: static binary ($(stat -c %s "$BIN") bytes) synced over TLS with caFile (by IP, localhost${NSS_NAME:+, $NSS_NAME}) and insecure; refused unknown CAs"

@@ -1,3 +1,4 @@
+import CSatelliteSystem
 import Synchronization
 
 #if canImport(Glibc)
@@ -117,15 +118,7 @@ public enum HookProcess {
         }
 
         var fds: [Int32] = [-1, -1]
-        if let pipe2 = GNUFunctions.pipe2 {
-            guard pipe2(&fds, O_CLOEXEC) == 0 else { return failed("pipe", errno) }
-        } else {
-            // Without pipe2 another thread's spawn may briefly inherit these; harmless,
-            // since the end of a hook is the shell's exit, not EOF on the pipe.
-            guard pipe(&fds) == 0 else { return failed("pipe", errno) }
-            _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-            _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        }
+        guard csystem_pipe_cloexec(&fds) == 0 else { return failed("pipe", errno) }
         let readEnd = fds[0]
         let writeEnd = fds[1]
         defer { close(readEnd) }
@@ -273,16 +266,14 @@ public enum HookProcess {
         posix_spawn_file_actions_adddup2(&actions, outputFD, 1)
         posix_spawn_file_actions_adddup2(&actions, outputFD, 2)
         var arguments = [shell, "-c", command]
-        if let addChdir = GNUFunctions.addChdir {
-            _ = withUnsafeMutablePointer(to: &actions) { addChdir(UnsafeMutableRawPointer($0), workingDirectory) }
-        } else {
+        if csystem_spawn_addchdir(&actions, workingDirectory) == ENOSYS {
             // Portable fallback: a first shell changes directory, then becomes `sh -c command`.
             arguments = [shell, "-c", "cd -- \"$1\" && exec \"$0\" -c \"$2\"", shell, workingDirectory, command]
         }
-        if let addCloseFrom = GNUFunctions.addCloseFrom {
-            // Descriptors opened without O_CLOEXEC elsewhere (libraries) must not leak into hooks.
-            _ = withUnsafeMutablePointer(to: &actions) { addCloseFrom(UnsafeMutableRawPointer($0), 3) }
-        }
+        // Descriptors opened without O_CLOEXEC elsewhere (libraries, or inherited from
+        // whoever started the agent) must not leak into hooks. (Not on C libraries without
+        // addclosefrom: there only close-on-exec descriptors stay out.)
+        _ = csystem_spawn_addclosefrom(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
