@@ -90,6 +90,19 @@ static void test_abi(void) {
     int wb_errno = errno;
     CHECK(wb == 0 || wb_errno == ENOSYS, "csystem_start_writeback at 3 GiB: %d (%s)", wb,
           wb == 0 ? "started" : strerror(wb_errno));
+    // The hook runner's spawn helpers: linked from the C library (bookworm's glibc 2.36 has
+    // all three), pipe ends close-on-exec.
+    int fds[2] = {-1, -1};
+    int p = csystem_pipe_cloexec(fds);
+    CHECK(p == 0 && (fcntl(fds[0], F_GETFD) & FD_CLOEXEC) && (fcntl(fds[1], F_GETFD) & FD_CLOEXEC),
+          "csystem_pipe_cloexec: both ends close-on-exec");
+    if (p == 0) { close(fds[0]); close(fds[1]); }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    int cd = csystem_spawn_addchdir(&actions, "/");
+    int cf = csystem_spawn_addclosefrom(&actions, 3);
+    posix_spawn_file_actions_destroy(&actions);
+    CHECK(cd == 0 && cf == 0, "csystem_spawn_addchdir %d, csystem_spawn_addclosefrom %d (glibc 2.36: both 0)", cd, cf);
 #endif
     close(fd);
     unlink(path);
