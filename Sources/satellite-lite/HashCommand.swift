@@ -24,7 +24,7 @@ struct HashCommand: CLICommand {
         files = arguments.positionals
         let name = arguments.value("algorithm") ?? "sha256"
         guard let algorithm = Digest.Algorithm(rawValue: name) else {
-            throw UsageError("--algorithm must be sha256 or sha512, not \"\(name)\"")
+            throw ValidationError("--algorithm must be sha256 or sha512, not \"\(name)\"")
         }
         self.algorithm = algorithm
     }

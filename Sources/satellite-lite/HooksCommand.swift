@@ -57,14 +57,14 @@ enum HooksCommand: CLICommandGroup {
             message = arguments.value("message")
             journal = arguments.flag("journal")
             guard let kind = HookEvent.Kind(rawValue: event) else {
-                throw UsageError(
+                throw ValidationError(
                     "\"\(event)\" is not an event; use one of \(HookEvent.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             if let image, ImageReference(image) == nil {
-                throw UsageError("\"\(image)\" is not REPOSITORY:TAG or REPOSITORY@DIGEST, e.g. library/nginx:1.27")
+                throw ValidationError("\"\(image)\" is not REPOSITORY:TAG or REPOSITORY@DIGEST, e.g. library/nginx:1.27")
             }
             if (kind == .imageUpdated || kind == .imageRemoved) && image == nil {
-                throw UsageError("--image is required for \(event)")
+                throw ValidationError("--image is required for \(event)")
             }
         }
 

@@ -34,7 +34,7 @@ struct RuntimeConfigCommand: CLICommand {
         options = ConfigOption(arguments)
         let name = arguments.value("runtime") ?? ""
         guard let runtime = RuntimeConfig.Runtime(rawValue: name) else {
-            throw UsageError(
+            throw ValidationError(
                 "the value '\(name)' is invalid for '--runtime <runtime>': use one of "
                     + RuntimeConfig.Runtime.allCases.map(\.rawValue).joined(separator: ", "))
         }
@@ -43,10 +43,10 @@ struct RuntimeConfigCommand: CLICommand {
         dryRun = arguments.flag("dry-run")
         mirrorFor = arguments.values("mirror-for")
         guard let status = try? PosixFile.status(root), status.isDirectory else {
-            throw UsageError("--root \(root) is not an existing directory")
+            throw ValidationError("--root \(root) is not an existing directory")
         }
         for host in mirrorFor where host.isEmpty || host.contains("/") || host.contains(where: \.isWhitespace) {
-            throw UsageError("--mirror-for \"\(host)\" is not a registry host such as registry.example.com:5000")
+            throw ValidationError("--mirror-for \"\(host)\" is not a registry host such as registry.example.com:5000")
         }
     }
 

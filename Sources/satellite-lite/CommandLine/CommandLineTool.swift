@@ -4,126 +4,8 @@ import Glibc
 import Musl
 #endif
 
-// The command-line parser: long options (`--name value`, `--name=value`), flags, positional
-// arguments, nested subcommands, `--help`/`-h`/`help`, and the exit statuses of the
-// contract (0 success, 1 failure, 64 usage). It replaced swift-argument-parser, whose
-// FoundationEssentials dependency alone made up 7.9 MB of the 16 MB static-binary budget
-// (docs/static-build.md).
-
-/// One command of the tree: how it is named, documented and parsed, and what it runs.
-protocol CLICommand: Sendable {
-    static var spec: CommandSpec { get }
-    /// Builds the command from its parsed arguments; throws `UsageError` when they are
-    /// invalid together (exit status 64).
-    init(_ arguments: ParsedArguments) throws
-    func run() async throws
-}
-
-/// A command that only groups subcommands.
-protocol CLICommandGroup {
-    static var spec: CommandSpec { get }
-}
-
-struct CommandSpec {
-    var name: String
-    var abstract: String
-    var discussion = ""
-    var hidden = false
-    var options: [OptionSpec] = []
-    var positional: PositionalSpec?
-    var subcommands: [Node] = []
-
-    /// A child: a command that runs, or a group.
-    enum Node {
-        case command(any CLICommand.Type)
-        case group(any CLICommandGroup.Type)
-
-        var spec: CommandSpec {
-            switch self {
-            case .command(let type): type.spec
-            case .group(let type): type.spec
-            }
-        }
-    }
-}
-
-struct OptionSpec {
-    enum Kind {
-        /// `--name`, present or not.
-        case flag
-        /// `--name VALUE`, at most one value kept (the last).
-        case value(required: Bool)
-        /// `--name VALUE`, repeatable.
-        case repeated
-    }
-
-    var name: String
-    var kind: Kind
-    var valueName = "value"
-    var help: String
-
-    static func flag(_ name: String, help: String) -> OptionSpec {
-        OptionSpec(name: name, kind: .flag, help: help)
-    }
-
-    static func value(_ name: String, _ valueName: String, required: Bool = false, help: String) -> OptionSpec {
-        OptionSpec(name: name, kind: .value(required: required), valueName: valueName, help: help)
-    }
-
-    static func repeated(_ name: String, _ valueName: String, help: String) -> OptionSpec {
-        OptionSpec(name: name, kind: .repeated, valueName: valueName, help: help)
-    }
-
-    /// `--config <file>`, shared by every command.
-    static let config = OptionSpec.value(
-        "config", "file",
-        help: "Config file (JSON). Default: /etc/satellite-lite/config.json if it exists, else the embedded default.")
-
-    var usage: String {
-        switch kind {
-        case .flag: "--\(name)"
-        case .value, .repeated: "--\(name) <\(valueName)>"
-        }
-    }
-}
-
-struct PositionalSpec {
-    var name: String
-    var help: String
-    /// At least one is required.
-    var required = true
-}
-
-/// What the command line said, by option name.
-struct ParsedArguments: Sendable {
-    private(set) var values: [String: [String]] = [:]
-    private(set) var flags: Set<String> = []
-    private(set) var positionals: [String] = []
-
-    func value(_ name: String) -> String? { values[name]?.last }
-    func values(_ name: String) -> [String] { values[name] ?? [] }
-    func flag(_ name: String) -> Bool { flags.contains(name) }
-
-    fileprivate mutating func add(_ name: String, _ value: String) { values[name, default: []].append(value) }
-    fileprivate mutating func set(_ name: String) { flags.insert(name) }
-    fileprivate mutating func addPositional(_ value: String) { positionals.append(value) }
-}
-
-/// A wrong command line: printed with the usage, exit status 64.
-struct UsageError: Error, CustomStringConvertible {
-    var description: String
-
-    init(_ description: String) {
-        self.description = description
-    }
-}
-
-/// Ends the process with this status and no further message (the command printed why).
-struct ExitCode: Error {
-    var status: Int32
-    static let failure = ExitCode(status: 1)
-}
-
+/// Parses the command line against a tree of ``CommandSpec``s, runs the command and turns
+/// its outcome into an exit status and at most one `Error: …` line.
 enum CommandLineTool {
     /// Parses the process's arguments against the tree under `root`, runs the command and
     /// exits with its status.
@@ -167,9 +49,9 @@ enum CommandLineTool {
         let parsed: ParsedArguments
         let command: any CLICommand
         do {
-            parsed = try parse(Array(rest), spec: spec)
+            parsed = try ParsedArguments(parsing: Array(rest), spec: spec)
             command = try type.init(parsed)
-        } catch let error as UsageError {
+        } catch let error as ValidationError {
             return usageFailure(error.description, path: path)
         } catch {
             return failure(error)
@@ -179,7 +61,7 @@ enum CommandLineTool {
             return 0
         } catch let exit as ExitCode {
             return exit.status
-        } catch let error as UsageError {
+        } catch let error as ValidationError {
             return usageFailure(error.description, path: path)
         } catch {
             return failure(error)
@@ -195,62 +77,6 @@ enum CommandLineTool {
             nodes = found?.spec.subcommands ?? []
         }
         return found
-    }
-
-    static func parse(_ arguments: [String], spec: CommandSpec) throws -> ParsedArguments {
-        var parsed = ParsedArguments()
-        var index = 0
-        var onlyPositionals = false
-        while index < arguments.count {
-            let argument = arguments[index]
-            index += 1
-            if onlyPositionals || !argument.hasPrefix("-") || argument == "-" {
-                guard spec.positional != nil else {
-                    throw UsageError("unexpected argument '\(argument)'")
-                }
-                parsed.addPositional(argument)
-                continue
-            }
-            if argument == "--" {
-                onlyPositionals = true
-                continue
-            }
-            guard argument.hasPrefix("--") else {
-                throw UsageError("unknown option '\(argument)'")
-            }
-            var name = String(argument.dropFirst(2))
-            var inline: String?
-            if let equals = name.firstIndex(of: "=") {
-                inline = String(name[name.index(after: equals)...])
-                name = String(name[..<equals])
-            }
-            guard let option = spec.options.first(where: { $0.name == name }) else {
-                throw UsageError("unknown option '--\(name)'\(suggestion(name, spec.options.map(\.name), prefix: "--"))")
-            }
-            switch option.kind {
-            case .flag:
-                if inline != nil { throw UsageError("'--\(name)' takes no value") }
-                parsed.set(name)
-            case .value, .repeated:
-                if let inline {
-                    parsed.add(name, inline)
-                } else if index < arguments.count, !arguments[index].hasPrefix("--") {
-                    parsed.add(name, arguments[index])
-                    index += 1
-                } else {
-                    throw UsageError("missing value for '\(option.usage)'")
-                }
-            }
-        }
-        for option in spec.options {
-            if case .value(required: true) = option.kind, parsed.value(option.name) == nil {
-                throw UsageError("missing expected argument '\(option.usage)'")
-            }
-        }
-        if let positional = spec.positional, positional.required, parsed.positionals.isEmpty {
-            throw UsageError("missing expected argument '<\(positional.name)> ...'")
-        }
-        return parsed
     }
 
     // MARK: - Messages
@@ -276,7 +102,7 @@ enum CommandLineTool {
         }
     }
 
-    private static func suggestion(_ word: String, _ candidates: [String], prefix: String = "") -> String {
+    static func suggestion(_ word: String, _ candidates: [String], prefix: String = "") -> String {
         let best = candidates.map { ($0, editDistance(word, $0)) }.min { $0.1 < $1.1 }
         guard let best, best.1 <= max(2, word.count / 3) else { return "" }
         return " (did you mean '\(prefix)\(best.0)'?)"
