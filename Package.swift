@@ -39,6 +39,12 @@ let package = Package(
             dependencies: [],
             cSettings: [.define("_FILE_OFFSET_BITS", to: "64"), .define("_TIME_BITS", to: "64"), .unsafeFlags(["-O3"])]
         ),
+        // iPAddress subjectAltName checking for curl's mbedTLS 2.x backend (the static build).
+        .target(
+            name: "CTLSVerify",
+            dependencies: ["CCurl", "CMbedTLS"],
+            cSettings: [.define("_FILE_OFFSET_BITS", to: "64"), .define("_TIME_BITS", to: "64")]
+        ),
         // libc calls Swift's Glibc module hides (declared only under _GNU_SOURCE).
         .target(
             name: "CSatelliteSystem",
@@ -75,6 +81,7 @@ let package = Package(
             name: "Sync",
             dependencies: [
                 "CCurl",
+                "CTLSVerify",
                 "CZlib",
                 "JSONCoding",
                 "TinyRegistry",
@@ -141,7 +148,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SyncTests",
-            dependencies: ["Sync", "TinyRegistry", "TestSupport"],
+            dependencies: ["Sync", "CTLSVerify", "TinyRegistry", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

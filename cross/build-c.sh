@@ -118,7 +118,7 @@ compile "$OUT/shim_test-static.log" "${CC[@]}" "${CFLAGS[@]}" -I"$CURL_PREFIX/in
 # The dynamic variant must see the sysroot's (or system's) curl headers, not the static build's.
 compile "$OUT/shim_test-dynamic.log" "${CC[@]}" "${CFLAGS[@]}" \
   "$ROOT/cross/test/shim_test.c" "$OUT/csha256.o" "${OBJS[@]}" -o "$OUT/shim_test-dynamic" \
-  -lcurl -lmbedcrypto -lz -lpthread
+  -lcurl -lmbedtls -lmbedx509 -lmbedcrypto -lz -lpthread
 file -b "$OUT/shim_test-static" | grep -q 'statically linked' || die "shim_test-static is not static: $(file -b "$OUT/shim_test-static")"
 
 # SwiftPM compiles C targets with the toolchain's clang: check csha256.c compiles there too.

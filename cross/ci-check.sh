@@ -68,7 +68,13 @@ swift_sdk_check() {  # ARCH TRIPLE: the SDK bundle, and every C target built thr
   for dir in "$ROOT"/Sources/C*/; do
     compgen -G "$dir*.c" >/dev/null || continue
     target=$(basename "$dir")
-    (cd "$ROOT" && swift build -c release --scratch-path ".build-cross-$arch/swift" \
+    # pkg-config answers from the sysroot (CTLSVerify uses CCurl's libcurl.pc), as in
+    # docs/cross.md.
+    local sysroot=$ROOT/.build-cross-$arch/sysroot multiarch
+    [[ $arch == arm64 ]] && multiarch=aarch64-linux-gnu || multiarch=arm-linux-gnueabihf
+    (cd "$ROOT" && PKG_CONFIG_PATH= PKG_CONFIG_SYSROOT_DIR=$sysroot \
+      PKG_CONFIG_LIBDIR=$sysroot/usr/lib/$multiarch/pkgconfig:$sysroot/usr/share/pkgconfig \
+      swift build -c release --scratch-path ".build-cross-$arch/swift" \
       --swift-sdks-path ".build-cross-$arch/swift-sdks" --swift-sdk "$triple" --target "$target") || return 1
     file "$ROOT/.build-cross-$arch/swift/$triple/release/$target.build/"*.o | grep -q "$([[ $arch == arm64 ]] && echo aarch64 || echo 'ARM, EABI5')" || return 1
   done

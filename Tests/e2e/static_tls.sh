@@ -2,17 +2,20 @@
 # static_tls.sh STATIC_BIN
 # The fully static binary of scripts/build-static against an https upstream:
 #   0. `ldd` says "not a dynamic executable"; the binary's libcurl is the static mbedTLS one.
-#   1. a private CA and a server certificate (SAN IP:127.0.0.1, DNS:127.0.0.1, DNS:localhost:
-#      mbedTLS 2.28 ignores iPAddress SANs, see below) made with
+#   1. a private CA and a server certificate (SAN IP:127.0.0.1, DNS:localhost: the address
+#      only as an iPAddress SAN, which mbedTLS 2.28 itself does not check) made with
 #      openssl; Debian's docker-registry serves TLS with it on 127.0.0.1 (http.tls);
 #      skopeo pushes a small image, verifying the server against the CA (--dest-cert-dir).
-#   2. `sync` with upstream.url https://127.0.0.1:PORT and caFile = the CA: exit 0, tag present.
+#   2. `sync` with upstream.url https://127.0.0.1:PORT and caFile = the CA: exit 0, tag present
+#      (the iPAddress SAN matched by Sources/CTLSVerify).
 #   3. `sync` with upstream.url https://localhost:PORT, and https://NAME:PORT for a NAME that
 #      /etc/hosts maps to 127.0.0.1 (getaddrinfo inside a static glibc binary), with caFile:
 #      exit 0 (host name verified against the dNSName SANs).
 #   4. no caFile (the built-in bundle, /etc/ssl/certs/ca-certificates.crt, does not know
 #      the CA): exit 1 with a clear one-line TLS/certificate error.
 #   5. caFile of an unrelated CA: exit 1 with a TLS/certificate error.
+#   5b. a certificate whose iPAddress SAN is another address: BADCERT_CN_MISMATCH by IP,
+#      verified by its DNS name.
 #   6. `insecure: true` without caFile: exit 0.
 #   7. a hook run by the static binary gets no descriptor the binary inherited.
 set -euo pipefail
@@ -44,14 +47,13 @@ ossl req -x509 -new -newkey rsa:2048 -nodes -sha256 -days 2 -subj "/CN=unrelated
     -keyout "$T/pki/other.key" -out "$T/pki/other.pem" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
 ossl req -new -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$T/pki/server.key" -out "$T/pki/server.csr"
-# mbedTLS 2.28 (Debian 12) matches host names against dNSName SANs (and the CN) only, not
-# iPAddress SANs: a certificate for an IP address must also carry it as a dNSName for the
-# static (mbedTLS) build; with IP:127.0.0.1 alone the check fails with BADCERT_CN_MISMATCH.
+# The address is an iPAddress SAN only: mbedTLS 2.28 (Debian 12) does not compare those
+# itself, satellite-lite's verify callback does (Sources/CTLSVerify).
 # A name that glibc's resolver (NSS "files") maps to 127.0.0.1 through /etc/hosts, e.g. the
 # host name: libcurl answers "localhost" itself, so only such a name exercises getaddrinfo
 # in the static binary.
 NSS_NAME=$(awk '$1 == "127.0.0.1" { for (i = 2; i <= NF; i++) if ($i !~ /^localhost/) { print $i; exit } }' /etc/hosts 2>/dev/null || true)
-san="IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost${NSS_NAME:+,DNS:$NSS_NAME}"
+san="IP:127.0.0.1,DNS:localhost${NSS_NAME:+,DNS:$NSS_NAME}"
 printf '%s\n' "subjectAltName=$san" "basicConstraints=CA:FALSE" \
     "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" > "$T/pki/server.ext"
 ossl x509 -req -in "$T/pki/server.csr" -CA "$T/pki/ca.pem" -CAkey "$T/pki/ca.key" -CAcreateserial \
@@ -74,17 +76,24 @@ http:
     certificate: $T/pki/server.pem
     key: $T/pki/server.key
 YAML
-unset_env=()
-for v in $(compgen -e | grep '^REGISTRY_' || true); do unset_env+=(-u "$v"); done
-env "${unset_env[@]}" docker-registry serve "$T/up/config.yml" >"$T/up/registry.log" 2>&1 &
-UP_PID=$!
-on_exit "kill_wait $UP_PID"
-deadline=$((SECONDS + 20))
-until curl -s -o /dev/null --max-time 2 --cacert "$T/pki/ca.pem" "https://127.0.0.1:$port/v2/"; do
-    kill -0 "$UP_PID" 2>/dev/null || fail "docker-registry exited: $(tail -n 3 "$T/up/registry.log" | tr '\n' ' ')"
-    ((SECONDS < deadline)) || fail "https://127.0.0.1:$port/v2/ did not answer with the CA within 20s"
-    sleep 0.2
-done
+# serve_tls CONFIG URL: docker-registry with CONFIG (stopped at exit); waits until URL
+# answers, verified with the CA.
+serve_tls() {
+    local config=$1 url=$2 pid deadline
+    local -a unset_env=()
+    local v
+    for v in $(compgen -e | grep '^REGISTRY_' || true); do unset_env+=(-u "$v"); done
+    env "${unset_env[@]}" docker-registry serve "$config" >"$config.log" 2>&1 &
+    pid=$!
+    on_exit "kill_wait $pid"
+    deadline=$((SECONDS + 20))
+    until curl -s -o /dev/null --max-time 2 --cacert "$T/pki/ca.pem" "$url"; do
+        kill -0 "$pid" 2>/dev/null || fail "docker-registry exited: $(tail -n 3 "$config.log" | tr '\n' ' ')"
+        ((SECONDS < deadline)) || fail "$url did not answer with the CA within 20s"
+        sleep 0.2
+    done
+}
+serve_tls "$T/up/config.yml" "https://127.0.0.1:$port/v2/"
 UP=127.0.0.1:$port
 log "TLS upstream on https://$UP (private CA)"
 
@@ -149,6 +158,24 @@ expect_tls_error "no caFile"
 # ---- 5. the wrong CA
 run_sync wrong-ca "$(jq -n --arg u "https://$UP" --arg ca "$T/pki/other.pem" '{url:$u, caFile:$ca}')"
 expect_tls_error "caFile of an unrelated CA"
+
+# ---- 5b. a certificate for another address (IP:127.0.0.9) reached as 127.0.0.1: refused as
+# a name mismatch, while the same certificate by its DNS name (localhost) verifies
+ossl req -new -newkey rsa:2048 -nodes -subj "/CN=elsewhere" -keyout "$T/pki/other-ip.key" -out "$T/pki/other-ip.csr"
+printf '%s\n' "subjectAltName=IP:127.0.0.9,DNS:localhost" "basicConstraints=CA:FALSE" \
+    "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" > "$T/pki/other-ip.ext"
+ossl x509 -req -in "$T/pki/other-ip.csr" -CA "$T/pki/ca.pem" -CAkey "$T/pki/ca.key" -CAcreateserial \
+    -days 2 -sha256 -extfile "$T/pki/other-ip.ext" -out "$T/pki/other-ip.pem"
+port2=$(free_port)
+sed -e "s|127.0.0.1:$port|127.0.0.1:$port2|" -e "s|$T/pki/server.pem|$T/pki/other-ip.pem|" -e "s|$T/pki/server.key|$T/pki/other-ip.key|" \
+    "$T/up/config.yml" > "$T/up/config2.yml"
+serve_tls "$T/up/config2.yml" "https://localhost:$port2/v2/"
+run_sync other-ip "$(jq -n --arg u "https://127.0.0.1:$port2" --arg ca "$T/pki/ca.pem" '{url:$u, caFile:$ca}')"
+((RC == 1)) || fail "certificate for IP 127.0.0.9 accepted for 127.0.0.1: sync exited $RC"
+grep -q "BADCERT_CN_MISMATCH" "$OUT" || fail "other address: no BADCERT_CN_MISMATCH: $(grep -v '^\s*$' "$OUT" | tail -n 3 | tr '\n' ' ')"
+log "ok: a certificate for another IP address is refused (BADCERT_CN_MISMATCH)"
+run_sync other-ip-by-name "$(jq -n --arg u "https://localhost:$port2" --arg ca "$T/pki/ca.pem" '{url:$u, caFile:$ca}')"
+expect_synced "the same certificate by its DNS name"
 
 # ---- 6. insecure
 run_sync insecure "$(jq -n --arg u "https://$UP" '{url:$u, insecure:true}')"

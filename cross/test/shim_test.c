@@ -33,6 +33,10 @@
 #include "CMbedTLS/shim.h"
 #include "CZlib/shim.h"
 #include "csha256.h"
+#if __has_include("ctls_verify.h")
+#include "ctls_verify.h"
+#define HAVE_CTLS_VERIFY 1
+#endif
 #if __has_include("csatellite_system.h")
 #include "csatellite_system.h"
 #define HAVE_CSATELLITE_SYSTEM 1
@@ -339,6 +343,22 @@ static void test_curl(const char *expect_tls) {
         }
     }
     CHECK(info->libz_version != NULL, "libcurl has zlib (%s)", info->libz_version ? info->libz_version : "none");
+#ifdef HAVE_CTLS_VERIFY
+    // The iPAddress SAN check installs itself on curl's mbedTLS 2.x backend only.
+    {
+        ctls_peer peer;
+        ctls_peer_parse(&peer, "[fe80::1%eth0]");
+        int v6 = peer.length == 16 && peer.address[0] == 0xfe && peer.address[15] == 1;
+        ctls_peer_parse(&peer, "10.0.0.5");
+        CHECK(v6 && peer.length == 4 && peer.address[0] == 10 && peer.address[3] == 5, "ctls_peer_parse of IPv6 and IPv4");
+        CURL *probe = curl_easy_init();
+        CURLcode rc = probe ? ctls_enable_ip_san_check(probe, &peer) : CURLE_FAILED_INIT;
+        int mbedtls2 = info->ssl_version && strncmp(info->ssl_version, "mbedTLS/2.", 10) == 0;
+        CHECK(rc == (mbedtls2 ? CURLE_OK : CURLE_NOT_BUILT_IN), "ctls_enable_ip_san_check with %s: %d",
+              info->ssl_version ? info->ssl_version : "no TLS", (int)rc);
+        if (probe) curl_easy_cleanup(probe);
+    }
+#endif
 
     struct server srv = {.fd = socket(AF_INET, SOCK_STREAM, 0)};
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

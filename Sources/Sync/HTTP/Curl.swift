@@ -1,4 +1,5 @@
 import CCurl
+import CTLSVerify
 import Synchronization
 import TinyRegistry
 
@@ -153,6 +154,11 @@ final class CurlTransfer {
         let context = Context(onHeaders: onHeaders, onBody: onBody, cancelled: cancelled, stallTimeout: options.stallTimeout)
         let unmanaged = Unmanaged.passRetained(context)
         defer { unmanaged.release() }
+        // Scratch space for the iPAddress subjectAltName check of each TLS connection of
+        // this transfer (curl's mbedTLS 2.x backend only; see ctls_verify.h).
+        let peer = UnsafeMutablePointer<ctls_peer>.allocate(capacity: 1)
+        peer.initialize(to: ctls_peer())
+        defer { peer.deallocate() }
         var headerList: UnsafeMutablePointer<curl_slist>?
         for header in options.headers {
             headerList = curl_slist_append(headerList, header)
@@ -179,6 +185,7 @@ final class CurlTransfer {
                 _ = ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, options.method)
             }
             if let caFile = options.caFile { _ = ccurl_setopt_string(handle, CURLOPT_CAINFO, caFile) }
+            if !options.insecure { _ = ctls_enable_ip_san_check(handle, peer) }
             if options.insecure {
                 _ = ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 0)
                 _ = ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 0)
