@@ -18,6 +18,7 @@ enum CommandLineTool {
     static func run(root: CommandSpec, arguments: [String]) async -> Int32 {
         // Find the command: leading words that name subcommands.
         var path = [root]
+        var node: CommandSpec.Node?  // nil: the root
         var rest = arguments[...]
         var helpRequested = false
         if rest.first == "help" {
@@ -30,6 +31,7 @@ enum CommandLineTool {
                 return usageFailure("unknown command '\(word)'\(suggestion(word, path.last?.subcommands.map(\.spec.name) ?? []))", path: path)
             }
             path.append(next.spec)
+            node = next
             rest = rest.dropFirst()
         }
         if helpRequested || rest.prefix(while: { $0 != "--" }).contains(where: { $0 == "--help" || $0 == "-h" }) {
@@ -37,7 +39,6 @@ enum CommandLineTool {
             return 0
         }
         let spec = path[path.count - 1]
-        let node = nodeFor(path: path, root: root)
         guard case .command(let type) = node else {
             if let word = rest.first {
                 return usageFailure("unknown \(word.hasPrefix("-") ? "option" : "command") '\(word)'", path: path)
@@ -66,17 +67,6 @@ enum CommandLineTool {
         } catch {
             return failure(error)
         }
-    }
-
-    /// The node at the end of `path` (the root is a group unless it has no subcommands).
-    private static func nodeFor(path: [CommandSpec], root: CommandSpec) -> CommandSpec.Node? {
-        var nodes = root.subcommands
-        var found: CommandSpec.Node?
-        for spec in path.dropFirst() {
-            found = nodes.first { $0.spec.name == spec.name }
-            nodes = found?.spec.subcommands ?? []
-        }
-        return found
     }
 
     // MARK: - Messages
