@@ -1,4 +1,3 @@
-import JSONCoding
 import Hooks
 import Logging
 import SatelliteConfig
@@ -142,7 +141,7 @@ enum HooksCommand: CLICommandGroup {
         static var spec: CommandSpec {
             CommandSpec(
                 name: "status", abstract: "Show pending hook events and the last hook runs.",
-                options: [.config, .flag("json", help: "Print JSON.")])
+                options: [.config, .json])
         }
 
         var options: ConfigOption
@@ -163,7 +162,7 @@ enum HooksCommand: CLICommandGroup {
                     let recent: [HookRun]
                 }
                 let output = Output(pending: status.pending, recent: status.recent)
-                print(String(decoding: try JSONCoder.encode(output, pretty: true, sortedKeys: true), as: UTF8.self))
+                try printJSON(output)
                 return
             }
             print("pending: \(status.pending.count) event(s)")

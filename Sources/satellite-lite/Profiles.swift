@@ -1,11 +1,10 @@
-import JSONCoding
 import SatelliteConfig
 
 struct Profiles: CLICommand {
     static var spec: CommandSpec {
         CommandSpec(
             name: "profiles", abstract: "List the hardware profiles and their key values.",
-            options: [.flag("json", help: "Print JSON.")])
+            options: [.json])
     }
 
     var json: Bool
@@ -31,7 +30,7 @@ struct Profiles: CLICommand {
                     bandwidth: p.sync.bandwidth, quota: p.storage.quota.description,
                     detected: p.name == detected.profile.name)
             }
-            print(String(decoding: try JSONCoder.encode(entries, pretty: true, sortedKeys: true), as: UTF8.self))
+            try printJSON(entries)
             return
         }
         for profile in HardwareProfile.builtIn {

@@ -1,3 +1,5 @@
+import JSONCoding
+
 @main
 enum SatelliteLite {
     static let abstract = "Edge agent of a Harbor Satellite fleet: a verified local OCI registry for small gateways."
@@ -35,4 +37,9 @@ extension ConfigOnlyCommand {
     init(_ arguments: ParsedArguments) {
         self.init(options: ConfigOption(arguments))
     }
+}
+
+/// Prints `value` as the `--json` output of a command: pretty, keys sorted.
+func printJSON(_ value: some Encodable) throws {
+    print(String(decoding: try JSONCoder.encode(value, pretty: true, sortedKeys: true), as: UTF8.self))
 }

@@ -1,4 +1,3 @@
-import JSONCoding
 import SatelliteConfig
 import Sync
 import TinyRegistry
@@ -13,7 +12,7 @@ struct StatusCommand: CLICommand {
     static var spec: CommandSpec {
         CommandSpec(
             name: "status", abstract: "Desired vs present images, disk use, last sync, transfers in progress.",
-            options: [.config, .flag("json", help: "Print JSON.")])
+            options: [.config, .json])
     }
 
     var options: ConfigOption
@@ -71,7 +70,7 @@ struct StatusCommand: CLICommand {
             lastSyncFinished: sync?.lastSyncFinished, lastSyncOK: sync?.lastSyncOK, lastSyncError: sync?.lastSyncError,
             syncRunning: running, hooks: HookBridge.recentRuns(store: store))
         if json {
-            print(String(decoding: try JSONCoder.encode(report, pretty: true, sortedKeys: true), as: UTF8.self))
+            try printJSON(report)
             return
         }
         print("store: \(report.store), \(Units.formatSize(diskUse)) used, quota \(report.quota)")

@@ -73,6 +73,9 @@ struct OptionSpec {
         "config", "file",
         help: "Config file (JSON). Default: /etc/satellite-lite/config.json if it exists, else the embedded default.")
 
+    /// `--json`: machine-readable output instead of text.
+    static let json = OptionSpec.flag("json", help: "Print JSON.")
+
     var usage: String {
         switch kind {
         case .flag: "--\(name)"
