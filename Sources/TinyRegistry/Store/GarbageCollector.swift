@@ -174,12 +174,10 @@ public enum GarbageCollector {
     @discardableResult
     public static func sweep(store: BlobStore, plan: Plan, freeing bytes: Int64? = nil) -> Sweep {
         var sweep = Sweep()
-        var removed = Set<Digest>()
         func remove(_ candidate: Candidate) -> Bool {
             // Used again since the plan was made (a pull, a mount): keep it.
             if let used = store.access.lastUse(candidate.digest), used > candidate.lastUsed { return false }
             guard (try? store.removeBlob(candidate.digest)) != nil else { return false }
-            removed.insert(candidate.digest)
             sweep.removed.append(candidate)
             sweep.freedBytes += candidate.size
             return true
@@ -188,7 +186,7 @@ public enum GarbageCollector {
             if let bytes, sweep.freedBytes >= bytes { break }
             _ = remove(candidate)
         }
-        if bytes != nil { finishImages(plan: plan, removed: removed, remove: remove) }
+        if bytes != nil { finishImages(plan: plan, removed: Set(sweep.removed.map(\.digest)), remove: remove) }
         if !sweep.removed.isEmpty {
             pruneLinks(store: store, removed: Set(sweep.removed.map(\.digest)))
             store.access.flush(forgetting: Set(sweep.removed.map(\.digest)))
