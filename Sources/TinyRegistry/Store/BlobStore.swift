@@ -73,7 +73,7 @@ public final class BlobStore: Sendable {
         if !root.hasPrefix("/") {
             var buffer = [CChar](repeating: 0, count: 4096)
             if getcwd(&buffer, buffer.count) != nil {
-                let cwd = String(cString: buffer)
+                let cwd = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 root = root.hasPrefix("./") ? "\(cwd)/\(root.dropFirst(2))" : "\(cwd)/\(root)"
             }
         }
