@@ -137,7 +137,7 @@ enum HooksCommand: CLICommandGroup {
         }
     }
 
-    struct Status: CLICommand {
+    struct Status: ConfigAndJSONCommand {
         static var spec: CommandSpec {
             CommandSpec(
                 name: "status", abstract: "Show pending hook events and the last hook runs.",
@@ -146,11 +146,6 @@ enum HooksCommand: CLICommandGroup {
 
         var options: ConfigOption
         var json: Bool
-
-        init(_ arguments: ParsedArguments) {
-            options = ConfigOption(arguments)
-            json = arguments.flag("json")
-        }
 
         func run() throws {
             let settings = try Settings.load(configPath: options.config)

@@ -39,6 +39,18 @@ extension ConfigOnlyCommand {
     }
 }
 
+/// A command whose options are `--config` and `--json` (its memberwise `init(options:json:)`
+/// does the rest).
+protocol ConfigAndJSONCommand: CLICommand {
+    init(options: ConfigOption, json: Bool)
+}
+
+extension ConfigAndJSONCommand {
+    init(_ arguments: ParsedArguments) {
+        self.init(options: ConfigOption(arguments), json: arguments.flag(OptionSpec.json.name))
+    }
+}
+
 /// Prints `value` as the `--json` output of a command: pretty, keys sorted.
 func printJSON(_ value: some Encodable) throws {
     print(String(decoding: try JSONCoder.encode(value, pretty: true, sortedKeys: true), as: UTF8.self))

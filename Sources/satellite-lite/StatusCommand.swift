@@ -8,7 +8,7 @@ import Glibc
 import Musl
 #endif
 
-struct StatusCommand: CLICommand {
+struct StatusCommand: ConfigAndJSONCommand {
     static var spec: CommandSpec {
         CommandSpec(
             name: "status", abstract: "Desired vs present images, disk use, last sync, transfers in progress.",
@@ -17,11 +17,6 @@ struct StatusCommand: CLICommand {
 
     var options: ConfigOption
     var json: Bool
-
-    init(_ arguments: ParsedArguments) {
-        options = ConfigOption(arguments)
-        json = arguments.flag("json")
-    }
 
     struct Report: Encodable {
         struct Image: Encodable {
