@@ -58,6 +58,13 @@ let package = Package(
             dependencies: [],
             swiftSettings: swiftSettings
         ),
+        // Harbor Satellite's wire types, shared by the satellite and Ground Control: ZTR,
+        // heartbeat, the state artifact documents. No NIO, no Foundation.
+        .target(
+            name: "Fleet",
+            dependencies: ["JSONCoding"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "SatelliteConfig",
             dependencies: ["TinyRegistry", "JSONCoding"],
@@ -139,6 +146,11 @@ let package = Package(
             name: "HooksTests",
             dependencies: ["Hooks", "JSONCoding", "SatelliteConfig"],
             exclude: ["golden"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FleetTests",
+            dependencies: ["Fleet", "JSONCoding", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
