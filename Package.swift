@@ -49,7 +49,22 @@ let package = Package(
         .target(
             name: "CSatelliteSystem",
             dependencies: [],
+            cSettings: [.define("_FILE_OFFSET_BITS", to: "64"), .define("_TIME_BITS", to: "64")],
+            // crypt_r for htpasswd entries (libxcrypt: bcrypt and SHA-crypt; libcrypt.a statically).
+            linkerSettings: [.linkedLibrary("crypt")]
+        ),
+        // ECDSA P-256 signature checks through mbedTLS's pk API (cosign signatures).
+        .target(
+            name: "CSignature",
+            dependencies: ["CMbedTLS"],
             cSettings: [.define("_FILE_OFFSET_BITS", to: "64"), .define("_TIME_BITS", to: "64")]
+        ),
+        // Cosign signature verification (simple signing, DSSE / sigstore bundles) and the
+        // trust policy: no NIO, no store, so every source's publish step can call it.
+        .target(
+            name: "Trust",
+            dependencies: ["CSignature", "JSONCoding"],
+            swiftSettings: swiftSettings
         ),
         // JSON parsing, writing and Codable without Foundation (about 7 MB less in the
         // static binary than FoundationEssentials' coders).
@@ -151,6 +166,12 @@ let package = Package(
         .testTarget(
             name: "FleetTests",
             dependencies: ["Fleet", "JSONCoding", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TrustTests",
+            dependencies: ["Trust", "JSONCoding"],
+            exclude: ["make-fixtures.sh"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -5,6 +5,9 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <unistd.h>
+#include <crypt.h>
+#include <stdlib.h>
+#include <string.h>
 
 int csystem_start_writeback(int fd, int64_t offset, int64_t length) {
 #ifdef SYNC_FILE_RANGE_WRITE
@@ -39,4 +42,23 @@ int csystem_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
     (void)actions; (void)from;
     return ENOSYS;
 #endif
+}
+
+int csystem_crypt_hash(const char *password, const char *setting, char *output, int capacity) {
+    // struct crypt_data is about 32 KiB: on the heap, not on a pool thread's stack.
+    struct crypt_data *data = calloc(1, sizeof *data);
+    if (data == NULL) return -1;
+    const char *hashed = crypt_r(password, setting, data);
+    int status = -1;
+    // libxcrypt answers an unsupported or malformed setting with a string starting '*'.
+    if (hashed != NULL && hashed[0] != '*') {
+        size_t length = strlen(hashed);
+        if (capacity > 0 && length < (size_t)capacity) {
+            memcpy(output, hashed, length + 1);
+            status = 0;
+        }
+    }
+    explicit_bzero(data, sizeof *data);
+    free(data);
+    return status;
 }

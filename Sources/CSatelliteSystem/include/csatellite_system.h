@@ -20,4 +20,10 @@ int csystem_spawn_addchdir(posix_spawn_file_actions_t *_Nonnull actions, const c
 /// descriptor from `from` up. 0, an error number, or ENOSYS where the C library lacks it.
 int csystem_spawn_addclosefrom(posix_spawn_file_actions_t *_Nonnull actions, int from);
 
+/// Hashes `password` with the salt and parameters of `setting` (an htpasswd entry: bcrypt
+/// `$2y$`, SHA-crypt `$5$`/`$6$`) through libxcrypt's crypt_r, writing the NUL-terminated
+/// result into `output`. 0 on success; -1 when the setting is not a supported hash or the
+/// result does not fit. The caller compares `output` with the entry in constant time.
+int csystem_crypt_hash(const char *_Nonnull password, const char *_Nonnull setting, char *_Nonnull output, int capacity);
+
 #endif
