@@ -131,6 +131,7 @@ let package = Package(
                 "Hooks",
                 "JSONCoding",
                 "SatelliteConfig",
+                "Trust",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -13,6 +13,7 @@ public struct ConfigFile: Sendable, Equatable {
     public var state = State()
     public var sync = Sync()
     public var hooks: [Hook] = []
+    public var trust = Trust()
 
     public struct Storage: Sendable, Equatable {
         public var path: String = "./satellite-data"
@@ -25,6 +26,23 @@ public struct ConfigFile: Sendable, Equatable {
     public struct Registry: Sendable, Equatable {
         public var listen = ListenAddress(host: "127.0.0.1", port: 5000)
         public var maxConnections: Int?
+        /// Who may push and delete (`registry.push`); pulls stay open.
+        public var push: PushAuthorizer.Mode = .loopback
+        /// The htpasswd file of `authenticated` (`registry.users`).
+        public var users: String?
+    }
+
+    /// `trust.policies`: cosign signatures a tag needs before it moves.
+    public struct Trust: Sendable, Equatable {
+        public struct Policy: Sendable, Equatable {
+            /// Glob over repository paths: `*` within a segment, `**` across segments.
+            public var match: String
+            /// Paths of PEM ECDSA P-256 public keys (cosign.pub).
+            public var keys: [String]
+            /// "require" (refuse, keep the previous tag) or "warn" (publish, log and count).
+            public var action: String = "require"
+        }
+        public var policies: [Policy] = []
     }
 
     public struct Upstream: Sendable, Equatable {
@@ -134,6 +152,23 @@ extension ConfigFile {
                 registry.listen = address
             }
             registry.maxConnections = try reader.integer("maxConnections", range: 1...65536).map { Int($0) }
+            if let text = try reader.string("push") {
+                guard let mode = PushAuthorizer.Mode(rawValue: text) else {
+                    throw ConfigError(
+                        path: "registry.push",
+                        message: "\"\(text)\" is not one of \(PushAuthorizer.Mode.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                registry.push = mode
+            }
+            if let users = try reader.string("users") {
+                guard !users.isEmpty else { throw ConfigError(path: "registry.users", message: "must not be empty") }
+                registry.users = users
+            }
+            if registry.push == .authenticated, registry.users == nil {
+                throw ConfigError(
+                    path: "registry.users",
+                    message: "registry.push is authenticated: name the htpasswd file, e.g. \"/etc/satellite-lite/htpasswd\" (htpasswd -B -c FILE USER)")
+            }
             try reader.finish()
         }
         if var reader = try root.object("upstream") {
@@ -158,6 +193,28 @@ extension ConfigFile {
                 throw ConfigError(path: "upstream.username", message: "is required when a password is configured")
             }
             self.upstream = upstream
+            try reader.finish()
+        }
+        if var reader = try root.object("trust") {
+            for (index, item) in (try reader.array("policies") ?? []).enumerated() {
+                let path = "trust.policies[\(index)]"
+                var policyReader = try ObjectReader(item, path: path)
+                guard let match = try policyReader.string("match"), !match.isEmpty else {
+                    throw ConfigError(path: "\(path).match", message: "name the repositories, e.g. \"factory/**\"")
+                }
+                guard let keys = try policyReader.stringArray("keys"), !keys.isEmpty, !keys.contains(where: \.isEmpty) else {
+                    throw ConfigError(path: "\(path).keys", message: "list at least one PEM public key file, e.g. [\"/etc/satellite-lite/cosign.pub\"]")
+                }
+                var policy = Trust.Policy(match: match, keys: keys)
+                if let action = try policyReader.string("action") {
+                    guard action == "require" || action == "warn" else {
+                        throw ConfigError(path: "\(path).action", message: "\"\(action)\" is not require or warn")
+                    }
+                    policy.action = action
+                }
+                try policyReader.finish()
+                trust.policies.append(policy)
+            }
             try reader.finish()
         }
         if var reader = try root.object("state") {

@@ -27,7 +27,7 @@ struct RunCommand: ConfigOnlyCommand {
             "configuration",
             metadata: ["config": "\(settings.source)", "profile": "\(settings.profile.name)", "profileReason": "\(settings.profileReason)"])
         let store = try BlobStore(configuration: settings.storeConfiguration)
-        let server = RegistryServer(configuration: settings.registryConfiguration, api: RegistryAPI(store: store), logger: logger)
+        let server = RegistryServer(configuration: settings.registryConfiguration, api: try settings.makeRegistryAPI(store: store), logger: logger)
         do {
             try await server.start()
         } catch {

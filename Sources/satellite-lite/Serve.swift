@@ -30,7 +30,7 @@ struct Serve: ConfigOnlyCommand {
         }
         let store = try BlobStore(configuration: settings.storeConfiguration)
         let server = RegistryServer(
-            configuration: settings.registryConfiguration, api: RegistryAPI(store: store), logger: logger)
+            configuration: settings.registryConfiguration, api: try settings.makeRegistryAPI(store: store), logger: logger)
         do {
             try await server.start()
         } catch {

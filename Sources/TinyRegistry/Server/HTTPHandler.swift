@@ -31,6 +31,9 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var handling: RegistryAPI.BodyHandling = .discard
         var body: ByteBuffer?
         var sink: EventLoopFuture<UploadSink>?
+        /// The push authorisation still being checked (credentials hash on the pool); fails
+        /// with the refusal after the failure delay.
+        var gate: EventLoopFuture<Void>?
         var ended = false
         /// An answer was already sent (a too large body); the rest of the request is dropped.
         var answered = false
@@ -75,6 +78,7 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let route = try Route.parse(path: exchange.request.path, method: head.method)
             exchange.route = route
             exchange.handling = RegistryAPI.bodyHandling(exchange.request, route)
+            authorize(context: context, exchange, route: route)
         } catch let error as RegistryError {
             exchange.error = error
             return
@@ -106,8 +110,34 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard let route = exchange.route else { return }
             let api = self.api
             let request = exchange.request
-            exchange.sink = pool.runIfActive(eventLoop: context.eventLoop) {
-                try api.beginUpload(request, route: route)
+            let pool = self.pool
+            let eventLoop = context.eventLoop
+            exchange.sink = (exchange.gate ?? eventLoop.makeSucceededVoidFuture()).flatMap {
+                pool.runIfActive(eventLoop: eventLoop) {
+                    try api.beginUpload(request, route: route)
+                }
+            }
+        }
+    }
+
+    /// Applies `registry.push` before any of the body is read: a refusal turns the request
+    /// into an error answer (its body dropped); credentials are checked on the pool, and a
+    /// wrong password is answered only after the client's failure delay.
+    private func authorize(context: ChannelHandlerContext, _ exchange: Exchange, route: Route) {
+        let authorizer = api.authorizer
+        switch authorizer.decide(exchange.request, route: route, remote: context.channel.remoteAddress) {
+        case .allow:
+            break
+        case .deny(let error):
+            exchange.error = error
+            exchange.handling = .discard
+        case .verify(let user, let password, let client):
+            let eventLoop = context.eventLoop
+            exchange.gate = pool.runIfActive(eventLoop: eventLoop) {
+                authorizer.verify(user: user, password: password, client: client)
+            }.flatMap { refusal in
+                guard let (error, delay) = refusal else { return eventLoop.makeSucceededVoidFuture() }
+                return eventLoop.scheduleTask(in: delay) {}.futureResult.flatMapThrowing { throw error }
             }
         }
     }
@@ -187,9 +217,14 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     }
             case .buffer, .discard:
                 let body = exchange.body.map { Array($0.readableBytesView) } ?? []
-                answer = pool.runIfActive(eventLoop: eventLoop) {
-                    api.handle(request, route: route, body: body)
-                }.flatMapErrorThrowing { error in .error(.storage(error)) }
+                answer = (exchange.gate ?? eventLoop.makeSucceededVoidFuture()).flatMap {
+                    pool.runIfActive(eventLoop: eventLoop) {
+                        api.handle(request, route: route, body: body)
+                    }
+                }.flatMapErrorThrowing { error in
+                    guard let error = error as? RegistryError else { return .error(.storage(error)) }
+                    return .error(error)
+                }
             }
         } else {
             answer = eventLoop.makeSucceededFuture(.error(RegistryError(.unknown, "unroutable request")))

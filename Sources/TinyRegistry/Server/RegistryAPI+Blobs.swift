@@ -48,6 +48,10 @@ extension RegistryAPI {
     }
 
     func deleteBlob(_ name: RepositoryName, _ digest: Digest) throws -> Response {
+        if protectedTags.protects(repository: name.value) {
+            // A layer of a desired image gone would break it as surely as a moved tag.
+            throw RegistryError(.denied, "repository \(name) holds desired-state images: only the sync and gc remove its blobs")
+        }
         guard try store.unlinkBlob(digest, from: name) else {
             throw RegistryError(.blobUnknown, "blob \(digest) is not known to repository \(name)")
         }

@@ -68,6 +68,9 @@ extension RegistryAPI {
         for tag in tags where !Reference.isValidTag(tag) {
             throw RegistryError(.manifestInvalid, "invalid tag \"\(tag.prefix(200))\"", status: .badRequest)
         }
+        for tag in tags where protectedTags.contains(repository: name.value, tag: tag) {
+            throw protectedTags.denial(name.value, tag, "change")
+        }
         var algorithm = reference.digest?.algorithm ?? .sha256
         if case .tag(let tag) = reference, let current = store.resolveTag(name, tag), current.algorithm != algorithm,
             ContentHasher.digest(of: body, algorithm: current.algorithm) == current
@@ -115,12 +118,16 @@ extension RegistryAPI {
     func deleteManifest(_ name: RepositoryName, _ reference: Reference) throws -> Response {
         switch reference {
         case .tag(let tag):
+            if protectedTags.contains(repository: name.value, tag: tag) { throw protectedTags.denial(name.value, tag, "delete") }
             guard try store.deleteTag(name, tag) else {
                 throw RegistryError(.manifestUnknown, "tag \(name):\(tag) is not known to this registry")
             }
         case .digest(let digest):
             guard store.manifestMediaType(name, digest) != nil else {
                 throw RegistryError(.manifestUnknown, "manifest \(name)@\(digest) is not known to this registry")
+            }
+            for tag in try store.tags(name) where store.resolveTag(name, tag) == digest {
+                if protectedTags.contains(repository: name.value, tag: tag) { throw protectedTags.denial(name.value, tag, "delete") }
             }
             if let bytes = try? store.readBlob(digest, limit: Manifest.maxSize),
                 let manifest = try? Manifest.parse(bytes),

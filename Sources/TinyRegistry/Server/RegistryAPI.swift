@@ -7,10 +7,21 @@ import NIOHTTP1
 public final class RegistryAPI: Sendable {
     public let store: BlobStore
     public let metrics: Metrics
+    /// `registry.push`: who may push and delete.
+    public let authorizer: PushAuthorizer
+    /// Tags the agent manages (desired state, proxied, imported): refused to client pushes
+    /// and deletes whatever `authorizer` says.
+    public let protectedTags: ProtectedTags
 
-    public init(store: BlobStore, metrics: Metrics = Metrics()) {
+    public init(
+        store: BlobStore, metrics: Metrics = Metrics(), authorizer: PushAuthorizer = PushAuthorizer(mode: .loopback),
+        protectedTags: ProtectedTags? = nil
+    ) {
         self.store = store
         self.metrics = metrics
+        self.authorizer = authorizer
+        // The sync records the tags it manages in the store (Sync's ManagedTags).
+        self.protectedTags = protectedTags ?? ProtectedTags(recordPath: "\(store.root)/sync/managed.json")
     }
 
     /// How the HTTP layer treats a request's body.

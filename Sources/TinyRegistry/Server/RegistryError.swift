@@ -21,6 +21,8 @@ public struct RegistryError: Error, Sendable, CustomStringConvertible {
         public static let unsupported = Code(value: "UNSUPPORTED", status: .methodNotAllowed)
         public static let tooManyRequests = Code(value: "TOOMANYREQUESTS", status: .tooManyRequests)
         public static let notFound = Code(value: "NOT_FOUND", status: .notFound)
+        public static let unauthorized = Code(value: "UNAUTHORIZED", status: .unauthorized)
+        public static let denied = Code(value: "DENIED", status: .forbidden)
         public static let unknown = Code(value: "UNKNOWN", status: .internalServerError)
     }
 

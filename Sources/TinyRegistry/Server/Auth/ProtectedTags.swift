@@ -1,0 +1,49 @@
+import JSONCoding
+import Synchronization
+
+/// The tags the agent owns, which no client may push over or delete whatever `registry.push`
+/// allows (principle 9): the desired state named in the config, and every tag the sync has
+/// published, as recorded in the store's `sync/managed.json` (read at each check, so a
+/// `satellite-lite sync` run by hand and state artifacts count at once).
+public final class ProtectedTags: Sendable {
+    /// repository → tags named by the config (before the first sync publishes them).
+    private let configured = Mutex<[String: Set<String>]>([:])
+    /// The sync's record of the tags it manages (`{"tags":{"repo:tag":digest}}`); nil for none.
+    private let recordPath: String?
+
+    public init(recordPath: String? = nil) {
+        self.recordPath = recordPath
+    }
+
+    /// Replaces the configured set: pairs of repository and tag.
+    public func replace(with references: [(repository: String, tag: String)]) {
+        var table: [String: Set<String>] = [:]
+        for reference in references { table[reference.repository, default: []].insert(reference.tag) }
+        configured.withLock { $0 = table }
+    }
+
+    public func contains(repository: String, tag: String) -> Bool {
+        if configured.withLock({ $0[repository]?.contains(tag) ?? false }) { return true }
+        return recorded().contains("\(repository):\(tag)")
+    }
+
+    /// Whether the agent owns any tag in `repository`.
+    public func protects(repository: String) -> Bool {
+        if configured.withLock({ !($0[repository]?.isEmpty ?? true) }) { return true }
+        // A repository name has no ':', so the prefix is exact.
+        return recorded().contains { $0.hasPrefix("\(repository):") }
+    }
+
+    private func recorded() -> Set<String> {
+        guard let recordPath, let bytes = try? PosixFile.readAll(path: recordPath, limit: 16 << 20),
+            let document = try? JSON.parse(bytes), case .object(let members)? = document["tags"]
+        else { return [] }
+        return Set(members.map(\.0))
+    }
+
+    func denial(_ repository: String, _ tag: String, _ verb: String) -> RegistryError {
+        RegistryError(
+            .denied,
+            "\(repository):\(tag) belongs to the desired state: only the sync may \(verb) it (remove it from the state first)")
+    }
+}
