@@ -37,6 +37,10 @@ import TestSupport
             try EndToEnd.run("hostile.sh", ["--bin", TestEnvironment.binary])
         }
 
+        @Test func pushAuthorisationFromANamespaceAndDesiredTagsRefused() throws {
+            try EndToEnd.run("push_auth.sh", [TestEnvironment.binary])
+        }
+
         @Test func killDuringPushesLeavesOnlyVerifiedBlobs() throws {
             try EndToEnd.run("crash_push.sh", [TestEnvironment.binary], environment: ["ROUNDS": "6"], timeout: 600)
         }
