@@ -59,6 +59,11 @@ import TinyRegistry
         (#"{"state": {"interval": 5}}"#, "state.interval", "duration"),
         (#"[1, 2]"#, "", "expected an object"),
         (#"{"storage": "#, "", "not valid JSON"),
+        (#"{"registry": {"push": "lan"}}"#, "registry.push", "loopback, authenticated, anyone, nobody"),
+        (#"{"registry": {"push": "authenticated"}}"#, "registry.users", "htpasswd"),
+        (#"{"trust": {"policies": [{"match": "a/**"}]}}"#, "trust.policies[0].keys", "public key"),
+        (#"{"trust": {"policies": [{"match": "a/**", "keys": ["k.pub"], "action": "deny"}]}}"#, "trust.policies[0].action", "require or warn"),
+        (#"{"trust": {"policies": [{"keys": ["k.pub"]}]}}"#, "trust.policies[0].match", "factory/**"),
     ])
     func errorsNameTheKey(text: String, path: String, fragment: String) {
         do {
@@ -71,6 +76,16 @@ import TinyRegistry
         } catch {
             Issue.record("unexpected \(error)")
         }
+    }
+
+    @Test func pushAndTrustKeys() throws {
+        #expect(try ConfigFile(text: "{}", source: "t").registry.push == .loopback)
+        let config = try ConfigFile(
+            text: #"{"registry": {"push": "authenticated", "users": "/etc/htpasswd"}, "trust": {"policies": [{"match": "factory/**", "keys": ["/k.pub"], "action": "warn"}]}}"#,
+            source: "t")
+        #expect(config.registry.push == .authenticated)
+        #expect(config.registry.users == "/etc/htpasswd")
+        #expect(config.trust.policies == [.init(match: "factory/**", keys: ["/k.pub"], action: "warn")])
     }
 
     @Test func listenAddresses() {

@@ -31,7 +31,11 @@ import TestSupport
         #expect(keys.count > 20)
         for key in keys where !key.hasPrefix("hooks[]") {
             let parts = key.split(separator: ".")
-            let json = #"{"\#(parts[0])": {"\#(parts[1])": null}}"#
+            var json = #"{"\#(parts[0])": {"\#(parts[1])": null}}"#
+            if parts[1].hasSuffix("[]"), parts.count == 3 {
+                // An array of objects (trust.policies[].match): one member with only that key.
+                json = #"{"\#(parts[0])": {"\#(parts[1].dropLast(2))": [{"\#(parts[2])": null}]}}"#
+            }
             do {
                 _ = try ConfigFile(text: json, source: "docs")
             } catch let error as ConfigError {
@@ -92,6 +96,8 @@ import TestSupport
             ("upstream.", #"{"upstream": {"url": "http://h", "\#(unknown)": 1}}"#),
             ("state.", #"{"state": {"\#(unknown)": 1}}"#),
             ("sync.", #"{"sync": {"\#(unknown)": 1}}"#),
+            ("trust.", #"{"trust": {"\#(unknown)": 1}}"#),
+            ("trust.policies[].", #"{"trust": {"policies": [{"match": "a/**", "keys": ["k.pub"], "\#(unknown)": 1}]}}"#),
             ("hooks[].", #"{"hooks": [{"on": "image-updated", "run": "true", "\#(unknown)": 1}]}"#),
         ]
         var checked = 0

@@ -10,7 +10,9 @@
 # malformed JSON, manifests referencing missing or foreign blobs, bad ranges
 # and Content-Ranges, bad Content-Lengths, and raw malformed HTTP (python3
 # socket: garbage request lines, negative/huge/duplicate Content-Length,
-# Content-Length with chunked, bad chunk sizes, header bombs, 1 MiB URLs).
+# Content-Length with chunked, bad chunk sizes, header bombs, 1 MiB URLs), and
+# (with --bin) push authorisation: malformed Authorization headers, a 200 KB one, and the
+# timing of wrong-password answers (known vs unknown user, growing per-client delay).
 # Every case must get a 4xx (never 5xx, never a dropped connection where an
 # HTTP answer is possible); when the request reached the registry API the body
 # must be OCI error JSON {"errors":[{"code":...}]}; GET /v2/ must answer 200
@@ -359,6 +361,7 @@ cases = [
     ("raw: NUL in header value", "4..", "opt", req("GET /v2/ HTTP/1.1", b"X-A: a\x00b\r\n")),
     ("raw: header bomb, one 1 MiB header", "4..", "opt", req("GET /v2/ HTTP/1.1", b"X-Bomb: " + b"a" * (1 << 20) + b"\r\n")),
     ("raw: header bomb, 100000 headers", "4..", "opt", req("GET /v2/ HTTP/1.1", b"".join(b"X-%d: a\r\n" % i for i in range(100000)))),
+    ("raw: 200 KB Authorization header on a push", "4..", "opt", req("POST /v2/hostile/ok/blobs/uploads/ HTTP/1.1", b"Authorization: Basic " + b"QUFB" * 50000 + b"\r\n")),
     ("raw: 1 MiB URL", "4..", "opt", req("GET /v2/" + "a/" * (1 << 19) + "tags/list HTTP/1.1")),
     ("raw: manifest Content-Length 5 MiB, no body sent", "413", "req", req(f"PUT /v2/{repo}/manifests/raw HTTP/1.1", M + b"Content-Length: 5242880\r\n")),
     ("raw: manifest Content-Length 2^62, no body sent", "413", "req", req(f"PUT /v2/{repo}/manifests/raw HTTP/1.1", M + b"Content-Length: 4611686018427387904\r\n")),
@@ -493,6 +496,68 @@ c "PUT manifest subject with an invalid digest"      "$X4" req -X PUT -H "$MT" -
 c "OPTIONS /v2/"                                     "$X4" req -X OPTIONS "$U/v2/"
 c "TRACE blob"                                       "$X4" req -X TRACE "$U/v2/$R/blobs/$BD"
 c "POST to a manifest"                               "$X4" req -X POST -H 'Expect:' --data-binary x "$U/v2/$R/manifests/v1"
+
+# ------------------------------------------------------------------ push authorisation (--bin only)
+# A second server with registry.push "authenticated" (its store outside STORE's parent):
+# malformed Authorization headers get 401 OCI errors with a Basic challenge, a huge header
+# (raw HTTP above: a 200 KB Authorization header) gets a 4xx, and a wrong password is answered only after the failure delay, as slowly for
+# an unknown user as for a known one (no user enumeration by timing), the delay doubling
+# with consecutive failures and reset by a success.
+if [[ -n "${BIN:-}" ]]; then
+    A=$E2E_TMP/auth
+    mkdir -p "$A"
+    htpasswd -c -b -B "$A/htpasswd" edge right-pw 2>/dev/null || fail "htpasswd failed"
+    aport=$(free_port)
+    printf '{"storage":{"path":"%s/store"},"registry":{"listen":"127.0.0.1:%s","push":"authenticated","users":"%s/htpasswd"},"profile":"generic-amd64"}\n' \
+        "$A" "$aport" "$A" > "$A/config.json"
+    "$BIN" serve --config "$A/config.json" > "$A/server.log" 2>&1 &
+    APID=$!
+    on_exit "kill_wait $APID"
+    WAIT_HTTP_PID=$APID WAIT_HTTP_LOG="$A/server.log" wait_http "http://127.0.0.1:$aport/healthz" 30
+    AU="http://127.0.0.1:$aport/v2/$R/blobs/uploads/"
+    # ac CASE AUTHORIZATION-HEADER: POST with that header must get 401 + OCI error + challenge.
+    ac() {
+        local status
+        status=$(curl -s --max-time 30 -D "$T/ah" -o "$T/body" -w '%{http_code}' -X POST -H "$2" "$AU" 2>/dev/null) || true
+        judge "auth: $1" "${status:-000}" "$T/body" 401 req
+        grep -qi '^www-authenticate: Basic realm=' "$T/ah" || bad "auth: $1" "401 without a WWW-Authenticate: Basic challenge"
+        kill -0 "$APID" 2>/dev/null || fail "the authenticated server died during 'auth: $1'"
+    }
+    ok_login() { curl -s -o /dev/null -w '%{http_code}' -u edge:right-pw -X POST "$AU"; }
+    ac "no credentials"                   "X-Nothing: 1"
+    ac "scheme only"                      "Authorization: Basic"
+    ac "Bearer instead of Basic"          "Authorization: Bearer abc.def.ghi"
+    ac "base64 garbage"                   "Authorization: Basic !!!!"
+    ac "no colon in credentials"          "Authorization: Basic $(printf edge | base64)"
+    ac "three words"                      "Authorization: Basic ZWRnZTp4 extra"
+    ac "invalid UTF-8 user name"          "Authorization: Basic $(printf '\xff\xfe:x' | base64)"
+    ac "NUL inside the password"          "Authorization: Basic $(printf 'edge:right-pw\0x' | base64 -w0)"
+    ac "8 KiB of base64"                  "Authorization: Basic $(head -c 6144 /dev/zero | base64 -w0)"
+    status=$(curl -s --max-time 30 -o "$T/body" -w '%{http_code}' -X POST -H "Authorization: Basic $(printf edge:right-pw | base64)" \
+        -H "Authorization: Basic $(printf edge:other | base64)" "$AU" 2>/dev/null) || true
+    judge "auth: two Authorization headers" "${status:-000}" "$T/body" 401 req
+    [[ $(ok_login) == 202 ]] || bad "auth: right password" "POST with the right credentials did not get 202"
+    # Timing: one failure after a success (delay 0.5 s) for a known and an unknown user.
+    CASES=$((CASES + 1))
+    t_known=$(curl -s -o /dev/null -w '%{time_total}' -u edge:wrong-pw -X POST "$AU")
+    [[ $(ok_login) == 202 ]] || bad "auth: right password after a failure" "not 202"
+    t_unknown=$(curl -s -o /dev/null -w '%{time_total}' -u nosuchuser:wrong-pw -X POST "$AU")
+    [[ $(ok_login) == 202 ]] || bad "auth: right password after a failure" "not 202"
+    t_right=$(curl -s -o /dev/null -w '%{time_total}' -u edge:right-pw -X POST "$AU")
+    python3 - "$t_known" "$t_unknown" "$t_right" <<'PY' || bad "auth: timing of wrong-password answers" "known $t_known s, unknown user $t_unknown s, right $t_right s"
+import sys
+known, unknown, right = map(float, sys.argv[1:])
+ok = known >= 0.45 and unknown >= 0.45 and abs(known - unknown) < 0.25 and right < 0.4
+sys.exit(0 if ok else 1)
+PY
+    # Consecutive failures: 0.5, 1, 2 s.
+    CASES=$((CASES + 1))
+    for i in 1 2; do curl -s -o /dev/null -u edge:wrong-pw -X POST "$AU"; done
+    t_third=$(curl -s -o /dev/null -w '%{time_total}' -u edge:wrong-pw -X POST "$AU")
+    python3 -c "import sys; sys.exit(0 if float('$t_third') >= 1.8 else 1)" \
+        || bad "auth: the delay grows with consecutive failures" "third failure answered after $t_third s, expected >= 2 s"
+    log "auth: wrong password $t_known s, unknown user $t_unknown s, right $t_right s, third consecutive failure $t_third s"
+fi
 
 # ------------------------------------------------------------------ nothing outside the store
 CASES=$((CASES + 1))
