@@ -150,3 +150,54 @@ import Trust
         for junk in ["Zm9v!", "Z", "Zm=v", "Zm9vYg=", "Zh=="] { #expect(Base64.decode(junk) == nil) }
     }
 }
+
+@Suite struct TrustPolicyEvaluateTests {
+    let policy = TrustPolicy(rules: [
+        .init(match: "factory/**", keys: [try! PublicKey(pem: Array(Fixtures.trustedKey.utf8), name: "trusted.pub")], action: .require)
+    ])
+
+    func legacy(_ payload: String, _ signature: String) -> TrustPolicy.Signatures {
+        let manifest = #"{"schemaVersion":2,"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":\#(payload.utf8.count),"digest":"sha256:p","annotations":{"dev.cosignproject.cosign/signature":"\#(signature)"}}]}"#
+        return .init(legacyManifest: { Array(manifest.utf8) }, referrers: { [] }, blob: { digest, _ in digest == "sha256:p" ? Array(payload.utf8) : nil })
+    }
+
+    func referrer(_ bundle: String) -> TrustPolicy.Signatures {
+        let manifest = #"{"schemaVersion":2,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","layers":[{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","size":\#(bundle.utf8.count),"digest":"sha256:b"}],"subject":{"digest":"x"}}"#
+        return .init(legacyManifest: { nil }, referrers: { [Array(manifest.utf8)] }, blob: { digest, _ in digest == "sha256:b" ? Array(bundle.utf8) : nil })
+    }
+
+    @Test func verdicts() {
+        let none = TrustPolicy.Signatures(legacyManifest: { nil }, referrers: { [] }, blob: { _, _ in nil })
+        #expect(policy.evaluate(repository: "library/nginx", digest: Fixtures.digest, signatures: none) == .notCovered)
+        #expect(policy.evaluate(repository: "factory/sensor", digest: Fixtures.digest, signatures: legacy(Fixtures.simplePayload, Fixtures.simpleSignature)) == .accepted(key: "trusted.pub"))
+        #expect(policy.evaluate(repository: "factory/sensor", digest: Fixtures.digest, signatures: referrer(Fixtures.bundle)) == .accepted(key: "trusted.pub"))
+        guard case .rejected(let unsigned, .require) = policy.evaluate(repository: "factory/sensor", digest: Fixtures.digest, signatures: none) else {
+            Issue.record("unsigned accepted")
+            return
+        }
+        #expect(unsigned.code == .unsigned)
+        guard case .rejected(let replay, _) = policy.evaluate(repository: "factory/a/b", digest: Fixtures.digest, signatures: legacy(Fixtures.replayedPayload, Fixtures.replayedSignature)) else {
+            Issue.record("replay accepted")
+            return
+        }
+        #expect(replay.code == .wrongDigest)
+        guard case .rejected(let forged, _) = policy.evaluate(repository: "factory/x", digest: Fixtures.digest, signatures: referrer(Fixtures.bundleByOther)) else {
+            Issue.record("forgery accepted")
+            return
+        }
+        #expect(forged.code == .untrusted)
+        let missingPayload = TrustPolicy.Signatures(legacyManifest: legacy(Fixtures.simplePayload, Fixtures.simpleSignature).legacyManifest, referrers: { [] }, blob: { _, _ in nil })
+        guard case .rejected(let missing, _) = policy.evaluate(repository: "factory/x", digest: Fixtures.digest, signatures: missingPayload) else {
+            Issue.record("missing payload accepted")
+            return
+        }
+        #expect(missing.code == .malformed)
+    }
+
+    @Test func signatureArtifactsAreRecognised() {
+        #expect(TrustPolicy.isSignatureArtifact(tags: ["sha256-abc.sig"], manifest: []))
+        #expect(!TrustPolicy.isSignatureArtifact(tags: ["v1", "sha256-abc.sig"], manifest: []))
+        #expect(TrustPolicy.isSignatureArtifact(tags: [], manifest: Array(#"{"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","subject":{}}"#.utf8)))
+        #expect(!TrustPolicy.isSignatureArtifact(tags: ["v1"], manifest: Array(#"{"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","subject":{}}"#.utf8)))
+    }
+}
