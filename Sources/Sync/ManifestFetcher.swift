@@ -1,4 +1,5 @@
-import TinyRegistry
+import ContentStore
+import OCICore
 
 /// Fetches a manifest or index from the upstream and checks it against its digest: the
 /// bytes are kept exactly as served, so the digest a runtime sees is the upstream's.
@@ -60,7 +61,7 @@ struct ManifestFetcher {
         } catch {
             throw SyncError(.corrupt, "upstream manifest \(repository):\(reference) is invalid: \(error)")
         }
-        let contentType = response.contentType.map { String($0.split(separator: ";")[0]).trimmingLineEnd() }
+        let contentType = response.contentType.map { String($0.split(separator: ";")[0]).trimmed(leading: false) }
         return Fetched(
             digest: digest, mediaType: manifest.effectiveMediaType(contentType: contentType), bytes: response.body,
             manifest: manifest)

@@ -1,6 +1,7 @@
 import Logging
 import Synchronization
-import TinyRegistry
+import ContentStore
+import OCICore
 
 #if canImport(Glibc)
 import Glibc
@@ -144,7 +145,7 @@ public final class SyncEngine: Sendable {
         var status = SyncStatus.read(store: store) ?? SyncStatus()
         status.running = running
         status.pid = running ? getpid() : nil
-        let now = BandwidthLimiter.now()
+        let now = MonotonicClock.now()
         status.transfers = progress.withLock { transfers in
             transfers.map { digest, t in
                 let seconds = max(0.001, Double(now - t.started) / 1e9)
@@ -181,7 +182,7 @@ public final class SyncEngine: Sendable {
             states = [:]
             for image in wanted { states[image.description] = .init(image: image.description, state: "missing") }
         }
-        let deadline = BandwidthLimiter.now() + configuration.timeout
+        let deadline = MonotonicClock.now() + configuration.timeout
         var managed = ManagedTags.read(store: store)
         // Phase 1: resolve every image, so the pass knows what it needs before it downloads.
         var plans: [ImagePlan] = []
@@ -329,9 +330,9 @@ public final class SyncEngine: Sendable {
         }
         let desired = sizes.values.reduce(0, +)
         if desired > quota {
-            let list = plans.map { "\($0.image) (\(formatBytes($0.bytes)))" }.joined(separator: ", ")
+            let list = plans.map { "\($0.image) (\(ByteSize.format($0.bytes)))" }.joined(separator: ", ")
             throw SyncError(
-                .storage, "the desired state needs \(formatBytes(desired)) but the quota is \(formatBytes(quota)): \(list)")
+                .storage, "the desired state needs \(ByteSize.format(desired)) but the quota is \(ByteSize.format(quota)): \(list)")
         }
         var missing: Int64 = 0
         for (digest, size) in sizes where !store.hasBlob(digest) {
@@ -360,8 +361,8 @@ public final class SyncEngine: Sendable {
             guard plan.candidateBytes >= need else {
                 throw SyncError(
                     .storage,
-                    "not enough room: \(formatBytes(missing)) to download, \(formatBytes(use)) used of \(formatBytes(quota)), "
-                        + "and only \(formatBytes(plan.candidateBytes)) can be evicted without touching what must be kept")
+                    "not enough room: \(ByteSize.format(missing)) to download, \(ByteSize.format(use)) used of \(ByteSize.format(quota)), "
+                        + "and only \(ByteSize.format(plan.candidateBytes)) can be evicted without touching what must be kept")
             }
             let sweep = GarbageCollector.sweep(store: store, plan: plan, freeing: need)
             evicted += sweep.freedBytes
@@ -371,7 +372,7 @@ public final class SyncEngine: Sendable {
         }
         throw SyncError(
             .storage,
-            "not enough room: \(formatBytes(missing)) to download, \(formatBytes(use)) used of \(formatBytes(quota)); "
+            "not enough room: \(ByteSize.format(missing)) to download, \(ByteSize.format(use)) used of \(ByteSize.format(quota)); "
                 + "cached content kept being used while it was evicted")
     }
 
@@ -504,7 +505,7 @@ public final class SyncEngine: Sendable {
                 group.addTask { [self] in
                     progress.withLock {
                         $0[digest.description] = TransferProgress(
-                            repository: repository.value, size: size, done: 0, startDone: -1, started: BandwidthLimiter.now())
+                            repository: repository.value, size: size, done: 0, startDone: -1, started: MonotonicClock.now())
                     }
                     defer { _ = progress.withLock { $0.removeValue(forKey: digest.description) } }
                     try await client.download(digest, size: size, repository: repository, into: store, retryUntil: deadline) { done in
@@ -527,14 +528,3 @@ public final class SyncEngine: Sendable {
     }
 }
 
-func formatBytes(_ bytes: Int64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    var value = Double(bytes)
-    var index = 0
-    while value >= 1024, index < units.count - 1 {
-        value /= 1024
-        index += 1
-    }
-    if index == 0 { return "\(bytes) B" }
-    return "\(Double(Int(value * 10)) / 10) \(units[index])"
-}

@@ -3,6 +3,9 @@ import Logging
 import SatelliteConfig
 import Synchronization
 import Sync
+import CommandParsing
+import ContentStore
+import OCICore
 import TinyRegistry
 
 /// Connects the sync engine's events to the hook runner: every event is journaled in

@@ -2,6 +2,9 @@ import Logging
 import SatelliteConfig
 import Synchronization
 import Sync
+import CommandParsing
+import ContentStore
+import OCICore
 import TinyRegistry
 
 #if canImport(Glibc)

@@ -2,6 +2,9 @@ import Hooks
 import SatelliteConfig
 import Synchronization
 import Sync
+import CommandParsing
+import ContentStore
+import OCICore
 import TinyRegistry
 
 /// The agent's own metrics for `GET /metrics`, next to the registry's request counters.
@@ -60,7 +63,7 @@ final class RunMetrics: Sendable {
     }
 
     func render() -> String {
-        let now = BandwidthLimiter.now()
+        let now = MonotonicClock.now()
         let (synced, resumes, passes, failed, gcRuns, gcFreed, rate, storeBytes) = state.withLock { s in
             var synced = s.bytesSynced
             var resumes = s.resumes

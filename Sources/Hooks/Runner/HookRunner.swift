@@ -2,7 +2,7 @@ import JSONCoding
 import Logging
 import SatelliteConfig
 import Synchronization
-import TinyRegistry
+import OCICore
 
 /// Runs the configured hooks for events, durably and one at a time.
 ///

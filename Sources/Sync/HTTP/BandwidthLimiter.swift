@@ -1,3 +1,4 @@
+import OCICore
 import Synchronization
 
 #if canImport(Glibc)
@@ -25,14 +26,14 @@ public final class BandwidthLimiter: Sendable {
         rate = max(0, bytesPerSecond)
         // A tenth of a second of credit keeps the rate smooth without starving small reads.
         burst = max(Double(rate) / 10, 16384)
-        state = Mutex(State(tokens: 0, last: Self.now()))
+        state = Mutex(State(tokens: 0, last: MonotonicClock.now()))
     }
 
     /// Takes `bytes` from the bucket, sleeping as long as the cap requires.
     public func consume(_ bytes: Int) {
         guard rate > 0, bytes > 0 else { return }
         let wait: Int64 = state.withLock { state in
-            let now = Self.now()
+            let now = MonotonicClock.now()
             state.tokens = min(burst, state.tokens + Double(now - state.last) * Double(rate) / 1e9)
             state.last = now
             state.tokens -= Double(bytes)
@@ -43,11 +44,5 @@ public final class BandwidthLimiter: Sendable {
             var remaining = timespec()
             while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
         }
-    }
-
-    public static func now() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 }

@@ -1,7 +1,8 @@
 import CCurl
 import CTLSVerify
 import Synchronization
-import TinyRegistry
+import ContentStore
+import OCICore
 
 #if canImport(Glibc)
 import Glibc
@@ -79,7 +80,7 @@ final class CurlTransfer {
         /// Stall detection: bytes moved so far, and when that last changed.
         let stallTimeout: Int64
         var bytesMoved: Int64 = 0
-        var lastMove = BandwidthLimiter.now()
+        var lastMove = MonotonicClock.now()
         var stalled = false
 
         init(
@@ -95,7 +96,7 @@ final class CurlTransfer {
         /// Called by curl's progress callback (at least once a second): true to abort.
         func shouldAbort(bytes: Int64) -> Bool {
             if cancelled.isSet { return true }
-            let now = BandwidthLimiter.now()
+            let now = MonotonicClock.now()
             if bytes != bytesMoved {
                 bytesMoved = bytes
                 lastMove = now
@@ -198,7 +199,7 @@ final class CurlTransfer {
                 let context = Unmanaged<Context>.fromOpaque(user).takeUnretainedValue()
                 let length = size * count
                 let line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
-                    .trimmingLineEnd()
+                    .trimmed(leading: false)
                 if line.hasPrefix("HTTP/") {
                     // A new response (after a redirect or a 100 Continue): start over.
                     context.headerLines = []
@@ -209,7 +210,7 @@ final class CurlTransfer {
                     context.headersDone = true
                 } else if let colon = line.firstIndex(of: ":") {
                     let name = line[..<colon].lowercased()
-                    let value = line[line.index(after: colon)...].trimmingLineEnd().trimmingLeadingSpaces()
+                    let value = line[line.index(after: colon)...].trimmed(leading: false).trimmed(trailing: false)
                     context.headerLines.append((name, value))
                 }
                 return length
@@ -281,17 +282,6 @@ public final class CancelFlag: Sendable {
 }
 
 extension StringProtocol {
-    func trimmingLineEnd() -> String {
-        var slice = Substring(self)
-        // "\r\n" is one Character: test for newlines, not for "\r" and "\n".
-        while let last = slice.last, last.isNewline || last == " " || last == "\t" { slice = slice.dropLast() }
-        return String(slice)
-    }
-
-    func trimmingLeadingSpaces() -> String {
-        String(drop(while: { $0 == " " || $0 == "\t" }))
-    }
-
     /// The URL without its query (presigned URLs carry credentials there).
     func redactingQuery() -> String {
         if let question = firstIndex(of: "?") { return String(self[..<question]) + "?…" }

@@ -1,7 +1,8 @@
 import JSONCoding
 import NIOPosix
 import Synchronization
-import TinyRegistry
+import ContentStore
+import OCICore
 
 /// The upstream registry (Harbor or any OCI registry) over libcurl: anonymous, Basic and
 /// bearer-token auth, manifests in memory (bounded), blobs streamed straight into the store
@@ -100,7 +101,7 @@ public final class UpstreamClient: Sendable {
     }
 
     private func authHeader(scope: String) -> String? {
-        let now = BandwidthLimiter.now()
+        let now = MonotonicClock.now()
         return auth.withLock { state in
             if let cached = state.tokens[scope], cached.expires > now {
                 return "Authorization: Bearer \(cached.token)"
@@ -157,7 +158,7 @@ public final class UpstreamClient: Sendable {
             throw SyncError(.refused, "token server \(realm) sent no token")
         }
         let lifetime = Int64(max(30, decoded.expires_in ?? 60) - 10) * 1_000_000_000
-        let expires = BandwidthLimiter.now() + lifetime
+        let expires = MonotonicClock.now() + lifetime
         auth.withLock { $0.tokens[scope] = (token, expires) }
     }
 
@@ -378,7 +379,7 @@ enum Retry {
     static func wait(attempt: Int, until deadline: Int64, cancel: CancelFlag) throws -> Bool {
         let base = min(30.0, 0.5 * Double(1 << min(attempt - 1, 6)))
         let delay = Int64(base * Double.random(in: 0.5...1.0) * 1e9)
-        let now = BandwidthLimiter.now()
+        let now = MonotonicClock.now()
         guard now + delay < deadline else { return false }
         var waited: Int64 = 0
         while waited < delay {
@@ -399,7 +400,7 @@ struct ContentRange {
     var total: Int64?
 
     init?(_ text: String) {
-        var rest = Substring(text.trimmingLineEnd())
+        var rest = Substring(text.trimmed(leading: false))
         guard rest.lowercased().hasPrefix("bytes ") else { return nil }
         rest = rest.dropFirst(6)
         let parts = rest.split(separator: "/", maxSplits: 1)
@@ -417,7 +418,7 @@ struct Challenge {
     var parameters: [String: String] = [:]
 
     init?(_ header: String) {
-        let trimmed = header.trimmingLeadingSpaces()
+        let trimmed = header.trimmed(trailing: false)
         guard let space = trimmed.firstIndex(of: " ") else {
             guard !trimmed.isEmpty else { return nil }
             scheme = trimmed.lowercased()
@@ -428,7 +429,7 @@ struct Challenge {
         while !rest.isEmpty {
             rest = rest.drop(while: { $0 == " " || $0 == "," })
             guard let eq = rest.firstIndex(of: "=") else { break }
-            let key = rest[..<eq].lowercased().trimmingLineEnd()
+            let key = rest[..<eq].lowercased().trimmed(leading: false)
             rest = rest[rest.index(after: eq)...]
             var value = ""
             if rest.first == "\"" {

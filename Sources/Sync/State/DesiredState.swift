@@ -1,5 +1,6 @@
 import JSONCoding
-import TinyRegistry
+import ContentStore
+import OCICore
 
 /// What the gateway must hold: a list of images, from the config, a file, or Harbor
 /// Satellite state artifacts in the upstream registry.

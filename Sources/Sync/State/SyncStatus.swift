@@ -1,5 +1,6 @@
 import JSONCoding
-import TinyRegistry
+import ContentStore
+import OCICore
 
 /// What `satellite-lite status` shows about syncing: written by the sync engine to
 /// `<store>/sync/status.json` (atomically, about once a second during a pass), read by any

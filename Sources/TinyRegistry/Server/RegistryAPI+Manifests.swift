@@ -1,3 +1,5 @@
+import ContentStore
+import OCICore
 import JSONCoding
 import NIOCore
 import NIOHTTP1
@@ -54,7 +56,7 @@ extension RegistryAPI {
             throw RegistryError(.manifestInvalid, "\(error)")
         }
         let contentType = request.headers.first(name: "content-type").map {
-            String($0.split(separator: ";", maxSplits: 1)[0]).trimmingCharacters()
+            String($0.split(separator: ";", maxSplits: 1)[0]).trimmed()
         }
         let mediaType = manifest.effectiveMediaType(contentType: contentType)
         if let declared = manifest.mediaType, !declared.isEmpty, let contentType, !contentType.isEmpty,

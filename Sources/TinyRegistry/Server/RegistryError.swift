@@ -1,3 +1,5 @@
+import ContentStore
+import OCICore
 import JSONCoding
 import NIOHTTP1
 

@@ -1,0 +1,362 @@
+import OCICore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The content-addressed store under `storage.path`.
+///
+/// ```
+/// blobs/sha256/ab/abcd…                      verified content, immutable
+/// ingest/sha256-abcd…  (+ .offset)           downloads in progress (resumable)
+/// uploads/<id>/{data,info}                   push sessions in progress
+/// repositories/<name>/_layers/sha256/<hex>   blob belongs to the repository (empty file)
+/// repositories/<name>/_manifests/revisions/sha256/<hex>   manifest in repository (its media type)
+/// repositories/<name>/_manifests/tags/<tag>  tag -> "sha256:…"
+/// repositories/<name>/_referrers/sha256/<subject hex>/<hex>   referrer descriptor (JSON)
+/// ```
+///
+/// Content only ever appears by an atomic rename of a complete, verified (and, per the
+/// profile, fsync'ed) file. Readers take no lock: an open file stays readable even if it is
+/// unlinked under them. Repository and tag names reach paths only after they matched the OCI
+/// grammar (``RepositoryName``, ``Reference``), which rules out traversal.
+public final class BlobStore: Sendable {
+    public struct Configuration: Sendable {
+        public var root: String
+        public var fsyncOnCommit: Bool
+        /// Size of the buffers used to read or hash files.
+        public var bufferSize: Int
+        /// Upload sessions untouched for this long (nanoseconds) are purged.
+        public var uploadTimeout: Int64
+        /// Bytes between two fsyncs of a resumable download.
+        public var fsyncInterval: Int64
+
+        public init(root: String, fsyncOnCommit: Bool, bufferSize: Int, uploadTimeout: Int64, fsyncInterval: Int64) {
+            self.root = root
+            self.fsyncOnCommit = fsyncOnCommit
+            self.bufferSize = bufferSize
+            self.uploadTimeout = uploadTimeout
+            self.fsyncInterval = fsyncInterval
+        }
+    }
+
+    public enum Error: Swift.Error, Sendable, Equatable, CustomStringConvertible {
+        /// The content did not hash to the digest it was announced with.
+        case digestMismatch(expected: Digest, actual: Digest)
+        /// A small file (manifest, descriptor) is larger than allowed.
+        case tooLarge(limit: Int)
+
+        public var description: String {
+            switch self {
+            case .digestMismatch(let expected, let actual):
+                "content hashes to \(actual), not the announced \(expected)"
+            case .tooLarge(let limit):
+                "content is larger than \(limit) bytes"
+            }
+        }
+    }
+
+    public let configuration: Configuration
+    /// Absolute path of the store.
+    public let root: String
+    let uploads = Mutex<[String: UploadSession]>([:])
+    /// Last use of each blob, for LRU eviction.
+    public let access: AccessLog
+
+    /// Opens (and creates) the store at `configuration.root`.
+    public init(configuration: Configuration) throws {
+        self.configuration = configuration
+        var root = configuration.root
+        while root.count > 1 && root.hasSuffix("/") { root.removeLast() }
+        if !root.hasPrefix("/") {
+            var buffer = [CChar](repeating: 0, count: 4096)
+            if getcwd(&buffer, buffer.count) != nil {
+                let cwd = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                root = root.hasPrefix("./") ? "\(cwd)/\(root.dropFirst(2))" : "\(cwd)/\(root)"
+            }
+        }
+        self.root = root
+        access = AccessLog(root: root)
+        for directory in ["blobs/sha256", "blobs/sha512", "ingest", "uploads", "repositories"] {
+            try PosixFile.makeDirectories("\(root)/\(directory)")
+        }
+    }
+
+    // MARK: Paths
+
+    public func blobPath(_ digest: Digest) -> String {
+        "\(root)/blobs/\(digest.algorithm.rawValue)/\(digest.hex.prefix(2))/\(digest.hex)"
+    }
+
+    func repositoryPath(_ repository: RepositoryName) -> String {
+        "\(root)/repositories/\(repository.value)"
+    }
+
+    func layerLinkPath(_ repository: RepositoryName, _ digest: Digest) -> String {
+        "\(repositoryPath(repository))/_layers/\(digest.algorithm.rawValue)/\(digest.hex)"
+    }
+
+    func revisionPath(_ repository: RepositoryName, _ digest: Digest) -> String {
+        "\(repositoryPath(repository))/_manifests/revisions/\(digest.algorithm.rawValue)/\(digest.hex)"
+    }
+
+    func tagsPath(_ repository: RepositoryName) -> String {
+        "\(repositoryPath(repository))/_manifests/tags"
+    }
+
+    func referrersPath(_ repository: RepositoryName, subject: Digest) -> String {
+        "\(repositoryPath(repository))/_referrers/\(subject.algorithm.rawValue)/\(subject.hex)"
+    }
+
+    // MARK: Blobs
+
+    /// Size of a stored blob, or nil when it is not in the store.
+    public func blobSize(_ digest: Digest) -> Int64? {
+        guard let status = try? PosixFile.status(blobPath(digest)), status.isRegular else { return nil }
+        return status.size
+    }
+
+    public func hasBlob(_ digest: Digest) -> Bool { blobSize(digest) != nil }
+
+    /// Opens a stored blob for reading. The caller closes the descriptor.
+    ///
+    /// Throws ``PosixError`` (`isNotFound`) when the blob is not stored.
+    public func openBlob(_ digest: Digest) throws -> (fd: Int32, size: Int64) {
+        let path = blobPath(digest)
+        let fd = try PosixFile.open(path, O_RDONLY)
+        do {
+            return (fd, try PosixFile.status(fd: fd, path: path).size)
+        } catch {
+            PosixFile.close(fd)
+            throw error
+        }
+    }
+
+    /// Reads a small blob (a manifest, a config) whole.
+    public func readBlob(_ digest: Digest, limit: Int) throws -> [UInt8] {
+        do {
+            return try PosixFile.readAll(path: blobPath(digest), limit: limit)
+        } catch let error as PosixError where error.code == EFBIG {
+            throw Error.tooLarge(limit: limit)
+        }
+    }
+
+    /// Stores small content held in memory (a manifest) and returns its digest.
+    @discardableResult
+    public func putBlob(_ bytes: [UInt8], algorithm: Digest.Algorithm = .sha256) throws -> Digest {
+        let digest = ContentHasher.digest(of: bytes, algorithm: algorithm)
+        if hasBlob(digest) { return digest }
+        let temp = "\(root)/ingest/put-\(PosixFile.randomToken())"
+        let fd = try PosixFile.open(temp, O_WRONLY | O_CREAT | O_EXCL)
+        do {
+            try bytes.withUnsafeBytes { try PosixFile.pwriteAll(fd, $0, at: 0, path: temp) }
+            if configuration.fsyncOnCommit { try PosixFile.fsync(fd, path: temp) }
+            PosixFile.close(fd)
+            try install(file: temp, as: digest)
+        } catch {
+            PosixFile.close(fd)
+            try? PosixFile.unlink(temp)
+            throw error
+        }
+        return digest
+    }
+
+    /// Moves a complete, verified file into place under its digest.
+    func install(file: String, as digest: Digest) throws {
+        let target = blobPath(digest)
+        let directory = String(target[..<(target.lastIndex(of: "/") ?? target.endIndex)])
+        do {
+            try PosixFile.rename(file, target)
+        } catch let error as PosixError where error.isNotFound {
+            try PosixFile.makeDirectories(directory)
+            try PosixFile.rename(file, target)
+        }
+        if configuration.fsyncOnCommit { try PosixFile.fsyncDirectory(directory) }
+    }
+
+    /// Removes a blob from the store (all repositories). Open readers keep their view.
+    public func removeBlob(_ digest: Digest) throws {
+        try PosixFile.unlink(blobPath(digest))
+    }
+
+    /// Every stored blob, for GC and verify.
+    public func allBlobs() throws -> [Digest] {
+        var result: [Digest] = []
+        for algorithm in [Digest.Algorithm.sha256, .sha512] {
+            let base = "\(root)/blobs/\(algorithm.rawValue)"
+            for prefix in try PosixFile.list(base) where prefix.count == 2 {
+                for name in try PosixFile.list("\(base)/\(prefix)") {
+                    if let digest = Digest("\(algorithm.rawValue):\(name)") { result.append(digest) }
+                }
+            }
+        }
+        return result
+    }
+
+    // MARK: Ingest
+
+    /// Opens the resumable download of `digest`: a new file, or the partial one a previous
+    /// run left (cut back to its last durable offset).
+    public func openDownload(_ digest: Digest) throws -> Ingest {
+        let path = downloadPath(digest)
+        return try Ingest(store: self, path: path, offsetPath: "\(path).offset", algorithm: digest.algorithm)
+    }
+
+    func downloadPath(_ digest: Digest) -> String {
+        "\(root)/ingest/\(digest.algorithm.rawValue)-\(digest.hex)"
+    }
+
+    /// Bytes already durably downloaded for `digest` by an earlier, interrupted transfer.
+    public func partialDownloadSize(_ digest: Digest) -> Int64 {
+        let path = downloadPath(digest)
+        guard let size = try? PosixFile.status(path).size else { return 0 }
+        return Ingest.trustedLength(sidecar: "\(path).offset", fileSize: size)
+    }
+
+    // MARK: Repository links
+
+    /// Records that `digest` is a blob of `repository`.
+    public func linkBlob(_ digest: Digest, into repository: RepositoryName) throws {
+        access.touch(digest)
+        try PosixFile.touch(layerLinkPath(repository, digest), durable: configuration.fsyncOnCommit)
+    }
+
+    public func unlinkBlob(_ digest: Digest, from repository: RepositoryName) throws -> Bool {
+        let path = layerLinkPath(repository, digest)
+        guard PosixFile.exists(path) else { return false }
+        try PosixFile.unlink(path)
+        return true
+    }
+
+    /// Whether `repository` may serve blob `digest`: linked as a layer or as a manifest, and
+    /// present in the store.
+    public func repositoryHasBlob(_ repository: RepositoryName, _ digest: Digest) -> Bool {
+        (PosixFile.exists(layerLinkPath(repository, digest)) || PosixFile.exists(revisionPath(repository, digest)))
+            && hasBlob(digest)
+    }
+
+    /// Records manifest `digest` in `repository` with its media type.
+    public func linkManifest(_ digest: Digest, mediaType: String, into repository: RepositoryName) throws {
+        let path = revisionPath(repository, digest)
+        if let existing = try? PosixFile.readAll(path: path, limit: 1024), existing == Array(mediaType.utf8) { return }
+        try PosixFile.writeAtomically(path, Array(mediaType.utf8), durable: configuration.fsyncOnCommit)
+    }
+
+    /// The media type of manifest `digest` in `repository`, or nil when it is not there.
+    public func manifestMediaType(_ repository: RepositoryName, _ digest: Digest) -> String? {
+        guard let bytes = try? PosixFile.readAll(path: revisionPath(repository, digest), limit: 1024),
+            hasBlob(digest)
+        else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    public func unlinkManifest(_ digest: Digest, from repository: RepositoryName) throws -> Bool {
+        let path = revisionPath(repository, digest)
+        guard PosixFile.exists(path) else { return false }
+        try PosixFile.unlink(path)
+        return true
+    }
+
+    /// Manifests of a repository.
+    public func manifests(_ repository: RepositoryName) throws -> [Digest] {
+        try digests(in: "\(repositoryPath(repository))/_manifests/revisions")
+    }
+
+    /// Digests named by the files of `<directory>/<algorithm>/`.
+    private func digests(in directory: String) throws -> [Digest] {
+        var result: [Digest] = []
+        for algorithm in try PosixFile.list(directory) {
+            for name in try PosixFile.list("\(directory)/\(algorithm)") {
+                if let digest = Digest("\(algorithm):\(name)") { result.append(digest) }
+            }
+        }
+        return result
+    }
+
+    /// Blobs linked into a repository.
+    public func linkedBlobs(_ repository: RepositoryName) throws -> [Digest] {
+        try digests(in: "\(repositoryPath(repository))/_layers")
+    }
+
+    // MARK: Tags
+
+    public func resolveTag(_ repository: RepositoryName, _ tag: String) -> Digest? {
+        guard Reference.isValidTag(tag),
+            let bytes = try? PosixFile.readAll(path: "\(tagsPath(repository))/\(tag)", limit: 256)
+        else { return nil }
+        return Digest(String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// Points `tag` at `digest`, atomically.
+    public func setTag(_ repository: RepositoryName, _ tag: String, to digest: Digest) throws {
+        precondition(Reference.isValidTag(tag), "tag validated by the caller")
+        try PosixFile.writeAtomically(
+            "\(tagsPath(repository))/\(tag)", Array(digest.description.utf8), durable: configuration.fsyncOnCommit)
+    }
+
+    public func deleteTag(_ repository: RepositoryName, _ tag: String) throws -> Bool {
+        guard Reference.isValidTag(tag) else { return false }
+        let path = "\(tagsPath(repository))/\(tag)"
+        guard PosixFile.exists(path) else { return false }
+        try PosixFile.unlink(path)
+        return true
+    }
+
+    /// Tags of a repository in lexical order.
+    public func tags(_ repository: RepositoryName) throws -> [String] {
+        try PosixFile.list(tagsPath(repository)).filter { Reference.isValidTag($0) }.sorted()
+    }
+
+    public func repositoryExists(_ repository: RepositoryName) -> Bool {
+        PosixFile.exists("\(repositoryPath(repository))/_manifests") || PosixFile.exists("\(repositoryPath(repository))/_layers")
+    }
+
+    /// Every repository, in lexical order.
+    public func repositories() throws -> [RepositoryName] {
+        var result: [RepositoryName] = []
+        func walk(_ path: String, _ prefix: String) throws {
+            let names = try PosixFile.list(path)
+            if !prefix.isEmpty, names.contains("_manifests") || names.contains("_layers"),
+                let name = RepositoryName(prefix)
+            {
+                result.append(name)
+            }
+            for name in names where !name.hasPrefix("_") && !name.hasPrefix(".") {
+                let child = "\(path)/\(name)"
+                guard (try? PosixFile.status(child))?.isDirectory == true else { continue }
+                try walk(child, prefix.isEmpty ? name : "\(prefix)/\(name)")
+            }
+        }
+        try walk("\(root)/repositories", "")
+        return result.sorted()
+    }
+
+    // MARK: Referrers
+
+    /// Records `descriptor` (JSON) as a referrer of `subject` in `repository`.
+    public func addReferrer(_ digest: Digest, descriptor: [UInt8], subject: Digest, in repository: RepositoryName) throws {
+        try PosixFile.writeAtomically(
+            "\(referrersPath(repository, subject: subject))/\(digest.algorithm.rawValue)-\(digest.hex)", descriptor,
+            durable: configuration.fsyncOnCommit)
+    }
+
+    public func removeReferrer(_ digest: Digest, subject: Digest, in repository: RepositoryName) throws {
+        try PosixFile.unlink("\(referrersPath(repository, subject: subject))/\(digest.algorithm.rawValue)-\(digest.hex)")
+    }
+
+    /// Descriptors (JSON) of the manifests whose subject is `subject`, in digest order.
+    public func referrers(of subject: Digest, in repository: RepositoryName) throws -> [(Digest, [UInt8])] {
+        let directory = referrersPath(repository, subject: subject)
+        return try PosixFile.list(directory).sorted().compactMap { name in
+            guard let dash = name.firstIndex(of: "-"),
+                let digest = Digest("\(name[..<dash]):\(name[name.index(after: dash)...])"),
+                manifestMediaType(repository, digest) != nil,
+                let bytes = try? PosixFile.readAll(path: "\(directory)/\(name)", limit: 1 << 20)
+            else { return nil }
+            return (digest, bytes)
+        }
+    }
+}
