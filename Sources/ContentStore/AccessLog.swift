@@ -46,9 +46,12 @@ public final class AccessLog: Sendable {
         var nanoseconds: Int
     }
 
-    init(root: String) {
-        self.root = root
-        path = "\(root)/gc/access"
+    private let layout: StoreLayout
+
+    init(layout: StoreLayout, path: String) {
+        self.layout = layout
+        self.root = layout.root
+        self.path = path
         _ = Self.exitHook
         Self.live.withLock { $0[ObjectIdentifier(self)] = Weak(log: self) }
     }
@@ -162,7 +165,7 @@ public final class AccessLog: Sendable {
         var stale: [Digest] = []
         for (digest, time) in merged {
             // Removed by another process (a `gc` next to `serve`): forget it.
-            guard access("\(root)/blobs/\(digest.algorithm.rawValue)/\(digest.hex.prefix(2))/\(digest.hex)", F_OK) == 0 else {
+            guard PosixFile.exists(layout.blob(digest)) else {
                 stale.append(digest)
                 continue
             }

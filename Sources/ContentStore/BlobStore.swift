@@ -7,17 +7,7 @@ import Glibc
 import Musl
 #endif
 
-/// The content-addressed store under `storage.path`.
-///
-/// ```
-/// blobs/sha256/ab/abcd…                      verified content, immutable
-/// ingest/sha256-abcd…  (+ .offset)           downloads in progress (resumable)
-/// uploads/<id>/{data,info}                   push sessions in progress
-/// repositories/<name>/_layers/sha256/<hex>   blob belongs to the repository (empty file)
-/// repositories/<name>/_manifests/revisions/sha256/<hex>   manifest in repository (its media type)
-/// repositories/<name>/_manifests/tags/<tag>  tag -> "sha256:…"
-/// repositories/<name>/_referrers/sha256/<subject hex>/<hex>   referrer descriptor (JSON)
-/// ```
+/// The content-addressed store under `storage.path` (its folders: ``StoreLayout``).
 ///
 /// Content only ever appears by an atomic rename of a complete, verified (and, per the
 /// profile, fsync'ed) file. Readers take no lock: an open file stays readable even if it is
@@ -60,56 +50,37 @@ public final class BlobStore: Sendable {
     }
 
     public let configuration: Configuration
+    /// Every path of the store.
+    public let layout: StoreLayout
     /// Absolute path of the store.
-    public let root: String
+    public var root: String { layout.root }
     let uploads = Mutex<[String: UploadSession]>([:])
-    /// Last use of each blob, for LRU eviction.
+    /// Last use of each blob (written, linked or served), for LRU eviction.
     public let access: AccessLog
+    /// Last time each blob was served to a client: content the agent itself released is
+    /// kept only while someone may be reading it.
+    public let reads: AccessLog
 
     /// Opens (and creates) the store at `configuration.root`.
     public init(configuration: Configuration) throws {
         self.configuration = configuration
-        var root = configuration.root
-        while root.count > 1 && root.hasSuffix("/") { root.removeLast() }
-        if !root.hasPrefix("/") {
-            var buffer = [CChar](repeating: 0, count: 4096)
-            if getcwd(&buffer, buffer.count) != nil {
-                let cwd = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                root = root.hasPrefix("./") ? "\(cwd)/\(root.dropFirst(2))" : "\(cwd)/\(root)"
-            }
-        }
-        self.root = root
-        access = AccessLog(root: root)
-        for directory in ["blobs/sha256", "blobs/sha512", "ingest", "uploads", "repositories"] {
-            try PosixFile.makeDirectories("\(root)/\(directory)")
+        layout = StoreLayout(root: configuration.root)
+        access = AccessLog(layout: layout, path: layout.accessLog)
+        reads = AccessLog(layout: layout, path: layout.readLog)
+        for directory in layout.folders {
+            try PosixFile.makeDirectories(directory)
         }
     }
 
     // MARK: Paths
 
-    public func blobPath(_ digest: Digest) -> String {
-        "\(root)/blobs/\(digest.algorithm.rawValue)/\(digest.hex.prefix(2))/\(digest.hex)"
-    }
+    public func blobPath(_ digest: Digest) -> String { layout.blob(digest) }
 
-    func repositoryPath(_ repository: RepositoryName) -> String {
-        "\(root)/repositories/\(repository.value)"
-    }
-
-    func layerLinkPath(_ repository: RepositoryName, _ digest: Digest) -> String {
-        "\(repositoryPath(repository))/_layers/\(digest.algorithm.rawValue)/\(digest.hex)"
-    }
-
-    func revisionPath(_ repository: RepositoryName, _ digest: Digest) -> String {
-        "\(repositoryPath(repository))/_manifests/revisions/\(digest.algorithm.rawValue)/\(digest.hex)"
-    }
-
-    func tagsPath(_ repository: RepositoryName) -> String {
-        "\(repositoryPath(repository))/_manifests/tags"
-    }
-
-    func referrersPath(_ repository: RepositoryName, subject: Digest) -> String {
-        "\(repositoryPath(repository))/_referrers/\(subject.algorithm.rawValue)/\(subject.hex)"
-    }
+    func repositoryPath(_ repository: RepositoryName) -> String { layout.repository(repository) }
+    func layerLinkPath(_ repository: RepositoryName, _ digest: Digest) -> String { layout.layerLink(repository, digest) }
+    func revisionPath(_ repository: RepositoryName, _ digest: Digest) -> String { layout.revision(repository, digest) }
+    func tagsPath(_ repository: RepositoryName) -> String { layout.tags(repository) }
+    func referrersPath(_ repository: RepositoryName, subject: Digest) -> String { layout.referrers(repository, subject: subject) }
 
     // MARK: Blobs
 
@@ -120,6 +91,13 @@ public final class BlobStore: Sendable {
     }
 
     public func hasBlob(_ digest: Digest) -> Bool { blobSize(digest) != nil }
+
+    /// Notes that a client is reading `digest` (a manifest or blob served): it counts as a
+    /// use for LRU eviction and as a read for content the agent released.
+    public func noteRead(_ digest: Digest) {
+        access.touch(digest)
+        reads.touch(digest)
+    }
 
     /// Opens a stored blob for reading. The caller closes the descriptor.
     ///
@@ -149,7 +127,7 @@ public final class BlobStore: Sendable {
     public func putBlob(_ bytes: [UInt8], algorithm: Digest.Algorithm = .sha256) throws -> Digest {
         let digest = ContentHasher.digest(of: bytes, algorithm: algorithm)
         if hasBlob(digest) { return digest }
-        let temp = "\(root)/ingest/put-\(PosixFile.randomToken())"
+        let temp = layout.temporaryPut()
         let fd = try PosixFile.open(temp, O_WRONLY | O_CREAT | O_EXCL)
         do {
             try bytes.withUnsafeBytes { try PosixFile.pwriteAll(fd, $0, at: 0, path: temp) }
@@ -186,7 +164,7 @@ public final class BlobStore: Sendable {
     public func allBlobs() throws -> [Digest] {
         var result: [Digest] = []
         for algorithm in [Digest.Algorithm.sha256, .sha512] {
-            let base = "\(root)/blobs/\(algorithm.rawValue)"
+            let base = layout.blobs(algorithm)
             for prefix in try PosixFile.list(base) where prefix.count == 2 {
                 for name in try PosixFile.list("\(base)/\(prefix)") {
                     if let digest = Digest("\(algorithm.rawValue):\(name)") { result.append(digest) }
@@ -205,9 +183,7 @@ public final class BlobStore: Sendable {
         return try Ingest(store: self, path: path, offsetPath: "\(path).offset", algorithm: digest.algorithm)
     }
 
-    func downloadPath(_ digest: Digest) -> String {
-        "\(root)/ingest/\(digest.algorithm.rawValue)-\(digest.hex)"
-    }
+    func downloadPath(_ digest: Digest) -> String { layout.download(digest) }
 
     /// Bytes already durably downloaded for `digest` by an earlier, interrupted transfer.
     public func partialDownloadSize(_ digest: Digest) -> Int64 {
@@ -330,7 +306,7 @@ public final class BlobStore: Sendable {
                 try walk(child, prefix.isEmpty ? name : "\(prefix)/\(name)")
             }
         }
-        try walk("\(root)/repositories", "")
+        try walk(layout.repositories, "")
         return result.sorted()
     }
 

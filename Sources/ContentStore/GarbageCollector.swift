@@ -238,11 +238,12 @@ public enum GarbageCollector {
     public static func diskUse(store: BlobStore) -> Int64 {
         var total: Int64 = 0
         for digest in (try? store.allBlobs()) ?? [] { total += store.blobSize(digest) ?? 0 }
-        for name in (try? PosixFile.list("\(store.root)/ingest")) ?? [] {
-            total += (try? PosixFile.status("\(store.root)/ingest/\(name)").size) ?? 0
+        let layout = store.layout
+        for name in (try? PosixFile.list(layout.ingest)) ?? [] {
+            total += (try? PosixFile.status("\(layout.ingest)/\(name)").size) ?? 0
         }
-        for id in (try? PosixFile.list("\(store.root)/uploads")) ?? [] {
-            total += (try? PosixFile.status("\(store.root)/uploads/\(id)/data").size) ?? 0
+        for id in (try? PosixFile.list(layout.uploads)) ?? [] {
+            total += (try? PosixFile.status("\(layout.upload(id))/data").size) ?? 0
         }
         return total
     }

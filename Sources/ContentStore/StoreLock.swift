@@ -18,9 +18,8 @@ public final class StoreLock: Sendable {
     }
 
     public static func acquire(store: BlobStore, logger: Logger) throws -> StoreLock {
-        let directory = "\(store.root)/sync"
-        try PosixFile.makeDirectories(directory)
-        let path = "\(directory)/lock"
+        try PosixFile.makeDirectories(store.layout.sync)
+        let path = store.layout.writerLock
         let fd = try PosixFile.open(path, O_RDWR | O_CREAT)
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let holder = (try? PosixFile.readAll(path: path, limit: 64)).map { String(decoding: $0, as: UTF8.self) } ?? "?"

@@ -54,8 +54,8 @@ extension BlobStore {
     /// Cleans up what a crash may have left: half-written small blobs. Call it once at start,
     /// before serving.
     public func recover() {
-        for name in (try? PosixFile.list("\(root)/ingest")) ?? [] where name.hasPrefix("put-") {
-            try? PosixFile.unlink("\(root)/ingest/\(name)")
+        for name in (try? PosixFile.list(layout.ingest)) ?? [] where name.hasPrefix("put-") {
+            try? PosixFile.unlink("\(layout.ingest)/\(name)")
         }
         purgeAbandonedUploads()
     }
@@ -64,7 +64,7 @@ extension BlobStore {
     /// `algorithm`, the data is hashed with it (a monolithic push announces its digest first).
     public func startUpload(in repository: RepositoryName, algorithm: Digest.Algorithm = .sha256) throws -> UploadSession {
         let id = PosixFile.randomToken()
-        let directory = "\(root)/uploads/\(id)"
+        let directory = layout.upload(id)
         try PosixFile.makeDirectories(directory)
         do {
             try PosixFile.writeAtomically("\(directory)/info", Array(repository.value.utf8), durable: false)
@@ -99,7 +99,7 @@ extension BlobStore {
             return .found(session)
         }
         if let cached { return cached }
-        let directory = "\(root)/uploads/\(id)"
+        let directory = layout.upload(id)
         guard let info = try? PosixFile.readAll(path: "\(directory)/info", limit: 1024),
             RepositoryName(String(decoding: info, as: UTF8.self)) == repository,
             let ingest = try? Ingest(store: self, path: "\(directory)/data", offsetPath: nil)
@@ -146,8 +146,8 @@ extension BlobStore {
         let limit = configuration.uploadTimeout / 1_000_000_000
         var purged = 0
         let known: [String: UploadSession] = uploads.withLock { $0 }
-        for id in (try? PosixFile.list("\(root)/uploads")) ?? [] {
-            let directory = "\(root)/uploads/\(id)"
+        for id in (try? PosixFile.list(layout.uploads)) ?? [] {
+            let directory = layout.upload(id)
             if let session = known[id] {
                 let stale = uploads.withLock { _ in !session.busy && now - session.touched > limit }
                 if stale {

@@ -69,7 +69,7 @@ public enum Verifier {
 
     /// Moves a blob out of the store into `quarantine/`, keeping it for inspection.
     static func quarantine(store: BlobStore, _ digest: Digest) throws {
-        let directory = "\(store.root)/quarantine"
+        let directory = store.layout.quarantine
         try PosixFile.makeDirectories(directory)
         try PosixFile.rename(store.blobPath(digest), "\(directory)/\(digest.algorithm.rawValue)-\(digest.hex)")
     }

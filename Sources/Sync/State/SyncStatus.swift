@@ -37,7 +37,7 @@ public struct SyncStatus: Codable, Sendable {
 
     public init() {}
 
-    static func path(store: BlobStore) -> String { "\(store.root)/sync/status.json" }
+    static func path(store: BlobStore) -> String { store.layout.syncStatus }
 
     /// Reads the status a sync engine left in `store`; nil when none ever ran.
     public static func read(store: BlobStore) -> SyncStatus? {
@@ -57,7 +57,7 @@ public struct SyncStatus: Codable, Sendable {
 struct ManagedTags: Codable {
     var tags: [String: String] = [:]
 
-    static func path(store: BlobStore) -> String { "\(store.root)/sync/managed.json" }
+    static func path(store: BlobStore) -> String { store.layout.managedTags }
 
     static func read(store: BlobStore) -> ManagedTags {
         guard let bytes = try? PosixFile.readAll(path: path(store: store), limit: 16 << 20),

@@ -8,7 +8,7 @@ extension RegistryAPI {
         guard store.repositoryHasBlob(name, digest) else {
             throw RegistryError(.blobUnknown, "blob \(digest) is not known to repository \(name)")
         }
-        store.access.touch(digest)
+        store.noteRead(digest)
         let (fd, size): (Int32, Int64)
         do {
             (fd, size) = try store.openBlob(digest)

@@ -25,7 +25,7 @@ extension RegistryAPI {
 
     func getManifest(_ request: Request, _ name: RepositoryName, _ reference: Reference) throws -> Response {
         let (digest, mediaType) = try resolve(name, reference)
-        store.access.touch(digest)
+        store.noteRead(digest)
         let (fd, size): (Int32, Int64)
         do {
             (fd, size) = try store.openBlob(digest)
