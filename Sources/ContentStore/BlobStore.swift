@@ -176,9 +176,59 @@ public final class BlobStore: Sendable {
 
     // MARK: Ingest
 
-    /// Opens the resumable download of `digest`: a new file, or the partial one a previous
-    /// run left (cut back to its last durable offset).
-    public func openDownload(_ digest: Digest) throws -> Ingest {
+    /// Claims the resumable download of `digest`: a new file, or the partial one a previous
+    /// run left (cut back to its last durable offset). One writer per digest: a second claim
+    /// in this process waits its turn (single flight), one in another process waits for the
+    /// file lock; either then finds the blob stored and gets nil, or continues the partial
+    /// file where the first writer left it. Never two writers interleaved.
+    ///
+    /// Throws ``PosixError`` when the file cannot be opened or locked, CancellationError
+    /// when the task is cancelled while it waits.
+    public func claimDownload(_ digest: Digest) async throws -> Ingest? {
+        await claims.acquire(digest)
+        var handedOver = false
+        defer { if !handedOver { claims.release(digest) } }
+        let path = downloadPath(digest)
+        while true {
+            if hasBlob(digest) { return nil }
+            let fd = try PosixFile.open(path, O_RDWR | O_CREAT)
+            while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+                guard errno == EWOULDBLOCK || errno == EINTR else {
+                    let error = PosixError("flock", path: path)
+                    PosixFile.close(fd)
+                    throw error
+                }
+                do {
+                    try await Task.sleep(nanoseconds: 50_000_000)
+                } catch {
+                    PosixFile.close(fd)
+                    throw error
+                }
+            }
+            // The holder committed (renamed the file into blobs/) or discarded it between our
+            // open and our lock: this descriptor is not the download file any more.
+            if !PosixFile.sameFile(fd: fd, path: path) {
+                PosixFile.close(fd)
+                continue
+            }
+            if hasBlob(digest) {
+                PosixFile.close(fd)
+                return nil
+            }
+            let ingest = try Ingest(
+                store: self, path: path, offsetPath: "\(path).offset", algorithm: digest.algorithm, fd: fd,
+                onClose: { [claims] in claims.release(digest) })
+            handedOver = true
+            return ingest
+        }
+    }
+
+    /// Per-digest single flight inside the process.
+    let claims = IngestClaims()
+
+    /// Opens the download file of `digest` without claiming it: only for tests that play a
+    /// process which died holding it (its claim and lock went with it).
+    func openDownload(_ digest: Digest) throws -> Ingest {
         let path = downloadPath(digest)
         return try Ingest(store: self, path: path, offsetPath: "\(path).offset", algorithm: digest.algorithm)
     }
@@ -334,5 +384,38 @@ public final class BlobStore: Sendable {
             else { return nil }
             return (digest, bytes)
         }
+    }
+}
+
+/// Which digests a writer of this process holds, and who waits for each: the waiters are
+/// resumed one at a time, in order.
+final class IngestClaims: Sendable {
+    private let table = Mutex<[Digest: [CheckedContinuation<Void, Never>]]>([:])
+
+    func acquire(_ digest: Digest) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let free = table.withLock { table -> Bool in
+                if let waiters = table[digest] {
+                    table[digest] = waiters + [continuation]
+                    return false
+                }
+                table[digest] = []
+                return true
+            }
+            if free { continuation.resume() }
+        }
+    }
+
+    func release(_ digest: Digest) {
+        let next = table.withLock { table -> CheckedContinuation<Void, Never>? in
+            guard var waiters = table[digest], !waiters.isEmpty else {
+                table[digest] = nil
+                return nil
+            }
+            let first = waiters.removeFirst()
+            table[digest] = waiters
+            return first
+        }
+        next?.resume()
     }
 }

@@ -6,9 +6,11 @@ import Musl
 #endif
 
 /// Mark and sweep over the store, online: what tags (and pinned digests) reach is live; the
-/// rest is a cache evicted least-recently-used first, and only once it has been untouched for
-/// the grace period (a push in progress, a pull that just read the manifest, a blob a sync
-/// just fetched are all "touched").
+/// rest is a cache evicted least-recently-used first. Content of unknown origin goes only
+/// once it has been untouched for the grace period (a push in progress, a pull that just
+/// read the manifest, a blob a sync just fetched are all "touched"). Content the agent
+/// itself released (``ManagedTags/released``: a tag it moved on or removed) goes at once,
+/// first, unless a client read it within ``Policy/releasedReadWindow``.
 ///
 /// Readers are never locked out: a blob being served stays readable through its open file
 /// even after it is unlinked.
@@ -19,9 +21,15 @@ public enum GarbageCollector {
         /// Seconds a blob must be untouched (written, linked, served) before it may go.
         public var gracePeriod: Int64
 
-        public init(keepPushedTags: Bool = true, gracePeriod: Int64 = 600) {
+        /// Seconds since its last read within which content the agent released is still kept:
+        /// a pull that read its manifest may be fetching its layers. Twice the access log's
+        /// flush delay, so that a read in another process is seen.
+        public var releasedReadWindow: Int64
+
+        public init(keepPushedTags: Bool = true, gracePeriod: Int64 = 600, releasedReadWindow: Int64 = Int64(2 * AccessLog.flushDelay)) {
             self.keepPushedTags = keepPushedTags
             self.gracePeriod = gracePeriod
+            self.releasedReadWindow = releasedReadWindow
         }
     }
 
@@ -56,6 +64,8 @@ public enum GarbageCollector {
         public var size: Int64
         /// Seconds since the epoch of the last use known.
         public var lastUsed: Int64
+        /// Content the agent released (evicted before the rest, without a grace period).
+        public var released: Bool = false
     }
 
     public struct Plan: Sendable {
@@ -65,6 +75,8 @@ public enum GarbageCollector {
         public var candidates: [Candidate] = []
         /// Unreferenced blobs still inside the grace period.
         public var youngBytes: Int64 = 0
+        /// Candidates the agent released (part of ``candidates``).
+        public var releasedBytes: Int64 = 0
         public var totalBytes: Int64 = 0
         /// Each unreferenced manifest with the candidates it reaches (itself included): the
         /// cached images a partial sweep must not leave half evicted.
@@ -102,7 +114,9 @@ public enum GarbageCollector {
         for (repository, digest) in roots.digests { mark(repository, digest) }
         plan.live.formUnion(roots.blobs)
 
+        let released = releasedContent(store: store, roots: roots).subtracting(plan.live)
         let used = store.access.snapshot()
+        let reads = released.isEmpty ? [:] : store.reads.snapshot()
         let now = MonotonicClock.wallSeconds()
         for digest in try store.allBlobs() {
             guard let status = try? PosixFile.status(store.blobPath(digest)) else { continue }
@@ -112,15 +126,35 @@ public enum GarbageCollector {
                 continue
             }
             let lastUsed = max(status.modified, used[digest] ?? 0)
-            if now - lastUsed < policy.gracePeriod {
+            if released.contains(digest), now - (reads[digest] ?? 0) >= policy.releasedReadWindow {
+                plan.candidates.append(Candidate(digest: digest, size: status.size, lastUsed: lastUsed, released: true))
+                plan.releasedBytes += status.size
+            } else if now - lastUsed < policy.gracePeriod {
                 plan.youngBytes += status.size
             } else {
                 plan.candidates.append(Candidate(digest: digest, size: status.size, lastUsed: lastUsed))
             }
         }
         plan.images = applyImageRecency(store: store, &plan.candidates)
-        plan.candidates.sort { ($0.lastUsed, $0.digest) < ($1.lastUsed, $1.digest) }
+        plan.candidates.sort { ($0.released ? 0 : 1, $0.lastUsed, $0.digest) < ($1.released ? 0 : 1, $1.lastUsed, $1.digest) }
         return plan
+    }
+
+    /// Everything the manifests the agent released reach (themselves included): those in
+    /// ``ManagedTags/released`` and those the tags in ``Roots/released`` point at.
+    static func releasedContent(store: BlobStore, roots: Roots) -> Set<Digest> {
+        var manifests = ManagedTags.read(store: store).releasedManifests
+        for key in roots.released {
+            guard let colon = key.lastIndex(of: ":"), let repository = RepositoryName(key[..<colon]),
+                let digest = store.resolveTag(repository, String(key[key.index(after: colon)...]))
+            else { continue }
+            manifests.insert(digest)
+        }
+        var content = Set<Digest>()
+        for manifest in manifests where store.hasBlob(manifest) {
+            content.formUnion(Verifier.closure(store: store, manifest))
+        }
+        return content
     }
 
     /// A cached image is as recent as the most recently used of its own parts (manifest,

@@ -18,7 +18,9 @@ import Musl
 /// way the kept prefix is re-hashed.
 ///
 /// An ingest is driven by one transfer at a time (the upload session or download that owns
-/// it serialises every call), hence `@unchecked Sendable`.
+/// it serialises every call), hence `@unchecked Sendable`. A download's ingest is claimed
+/// (``BlobStore/claimDownload(_:)``): no second writer of its digest, in this process or
+/// another, opens it until it is committed, discarded or suspended.
 public final class Ingest: @unchecked Sendable {
     public let path: String
     private let store: BlobStore
@@ -33,17 +35,28 @@ public final class Ingest: @unchecked Sendable {
     private var writebackOffset: Int64 = 0
     private let offsetPath: String?
     private var closed = false
+    /// Called once when the file is closed: releases the claim on the digest.
+    private let onClose: (@Sendable () -> Void)?
 
     /// Opens or creates the file at `path`. With `offsetPath`, an existing file is cut back to
     /// the durable offset recorded there; without, the whole existing file is trusted (upload
     /// sessions, which the client re-checks with the upload status). Either way the kept
     /// prefix is re-hashed so the digest covers it.
-    init(store: BlobStore, path: String, offsetPath: String?, algorithm: Digest.Algorithm = .sha256) throws {
+    init(
+        store: BlobStore, path: String, offsetPath: String?, algorithm: Digest.Algorithm = .sha256, fd openFD: Int32? = nil,
+        onClose: (@Sendable () -> Void)? = nil
+    ) throws {
         self.store = store
         self.hasher = ContentHasher(algorithm)
         self.path = path
         self.offsetPath = offsetPath
-        fd = try PosixFile.open(path, O_RDWR | O_CREAT)
+        self.onClose = onClose
+        do {
+            fd = try openFD ?? PosixFile.open(path, O_RDWR | O_CREAT)
+        } catch {
+            onClose?()
+            throw error
+        }
         do {
             let size = try PosixFile.status(fd: fd, path: path).size
             var keep = size
@@ -63,12 +76,20 @@ public final class Ingest: @unchecked Sendable {
             }
         } catch {
             PosixFile.close(fd)
+            onClose?()
             throw error
         }
     }
 
     deinit {
-        if !closed { PosixFile.close(fd) }
+        if !closed { closeFile() }
+    }
+
+    /// Closes the descriptor (which drops its file lock) and releases the claim.
+    private func closeFile() {
+        PosixFile.close(fd)
+        closed = true
+        onClose?()
     }
 
     private func rehash(upTo length: Int64) throws {
@@ -177,28 +198,30 @@ public final class Ingest: @unchecked Sendable {
             throw BlobStore.Error.digestMismatch(expected: expected, actual: actual)
         }
         if store.configuration.fsyncOnCommit { try PosixFile.fsync(fd, path: path) }
-        PosixFile.close(fd)
-        closed = true
-        try store.install(file: path, as: actual)
+        // Installed before the descriptor closes: a writer waiting for this digest's lock
+        // then finds the blob in place.
+        do {
+            try store.install(file: path, as: actual)
+        } catch {
+            closeFile()
+            throw error
+        }
         if let offsetPath { try? PosixFile.unlink(offsetPath) }
+        closeFile()
         return actual
     }
 
     /// Closes and deletes the file (and its sidecar).
     public func discard() {
-        if !closed {
-            PosixFile.close(fd)
-            closed = true
-        }
         try? PosixFile.unlink(path)
         if let offsetPath { try? PosixFile.unlink(offsetPath) }
+        if !closed { closeFile() }
     }
 
     /// Closes the file but keeps it (and its sidecar) for a later resume.
     public func suspend() throws {
         guard !closed else { return }
+        defer { closeFile() }
         try checkpoint()
-        PosixFile.close(fd)
-        closed = true
     }
 }

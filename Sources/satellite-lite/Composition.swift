@@ -87,7 +87,7 @@ extension Settings {
             configuration: .init(
                 source: source, platform: syncPlatform, concurrency: syncConcurrency, timeout: config.sync.timeout,
                 quota: quotaBytes(store: store), gcPolicy: gcPolicy),
-            store: store, client: client, events: events, logger: logger)
+            store: store, content: client, events: events, logger: logger)
     }
 
     /// The quota in bytes: the configured size, or the profile's share of the filesystem.
@@ -96,6 +96,13 @@ extension Settings {
         case .bytes(let bytes): bytes
         case .share(let share): Int64(Double(GarbageCollector.filesystemSize(store: store)) * share)
         }
+    }
+
+    /// The quota, the watermarks of the run loop's collection, and what GC may evict.
+    func quotaPolicy(store: BlobStore) -> QuotaPolicy {
+        QuotaPolicy(
+            quota: quotaBytes(store: store), highWatermark: profile.gc.highWatermark, lowWatermark: profile.gc.lowWatermark,
+            gc: gcPolicy)
     }
 
     var gcPolicy: GarbageCollector.Policy {

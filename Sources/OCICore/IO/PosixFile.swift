@@ -60,6 +60,14 @@ public enum PosixFile {
             isRegular: (st.st_mode & S_IFMT) == S_IFREG, modified: Int64(st.st_mtim.tv_sec))
     }
 
+    /// Whether `path` still names the file open as `fd` (same device and inode).
+    public static func sameFile(fd: Int32, path: String) -> Bool {
+        var open = stat()
+        var named = stat()
+        guard fstat(fd, &open) == 0, stat(path, &named) == 0 else { return false }
+        return open.st_dev == named.st_dev && open.st_ino == named.st_ino
+    }
+
     public static func status(fd: Int32, path: String) throws -> Status {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw PosixError("fstat", path: path) }

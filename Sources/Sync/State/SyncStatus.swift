@@ -50,23 +50,3 @@ public struct SyncStatus: Codable, Sendable {
         try? PosixFile.writeAtomically(Self.path(store: store), Array(bytes), durable: false)
     }
 }
-
-/// The tags the sync engine put in the store (as opposed to tags a user pushed), with the
-/// digest each points at: only these are removed when they leave the desired state, and an
-/// `image-updated` event fires only when one of them changes digest.
-struct ManagedTags: Codable {
-    var tags: [String: String] = [:]
-
-    static func path(store: BlobStore) -> String { store.layout.managedTags }
-
-    static func read(store: BlobStore) -> ManagedTags {
-        guard let bytes = try? PosixFile.readAll(path: path(store: store), limit: 16 << 20),
-            let decoded = try? JSONCoder.decode(ManagedTags.self, from: bytes)
-        else { return ManagedTags() }
-        return decoded
-    }
-
-    func write(store: BlobStore) throws {
-        try PosixFile.writeAtomically(Self.path(store: store), JSONCoder.encode(self), durable: store.configuration.fsyncOnCommit)
-    }
-}

@@ -93,14 +93,15 @@ extension RegistryAPI {
                 }
             }
         }
-        try store.putBlob(body, algorithm: algorithm)
-        try store.linkManifest(digest, mediaType: mediaType, into: name)
-        if let subject = manifest.subject, let subjectDigest = Digest(subject.digest) {
-            let descriptor = manifest.referrerDescriptor(digest: digest, size: Int64(body.count), mediaType: mediaType)
-            try store.addReferrer(
-                digest, descriptor: JSONCoder.encode(descriptor), subject: subjectDigest, in: name)
+        do {
+            try publisher.publish(
+                ImagePublisher.Image(
+                    repository: name, tags: tags,
+                    top: ImagePublisher.ManifestContent(digest: digest, mediaType: mediaType, bytes: body, manifest: manifest),
+                    origin: .push))
+        } catch ImagePublisher.Error.refused(let reason) {
+            throw RegistryError(.denied, "manifest \(name)@\(digest) refused: \(reason)")
         }
-        for tag in tags { try store.setTag(name, tag, to: digest) }
         var headers = HTTPHeaders()
         headers.add(name: "Location", value: "/v2/\(name)/manifests/\(digest)")
         headers.add(name: "Docker-Content-Digest", value: digest.description)

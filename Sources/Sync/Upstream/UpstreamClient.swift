@@ -4,9 +4,10 @@ import Synchronization
 import ContentStore
 import OCICore
 
-/// The upstream registry (Harbor or any OCI registry) over libcurl: anonymous, Basic and
-/// bearer-token auth, manifests in memory (bounded), blobs streamed straight into the store
-/// with resume from the last offset, under one shared bandwidth cap.
+/// The upstream registry (Harbor or any OCI registry) over libcurl, the first
+/// ``ContentSource``: anonymous, Basic and bearer-token auth, manifests in memory (bounded),
+/// blobs streamed straight into the caller's ingest from its offset, under one shared
+/// bandwidth cap.
 ///
 /// Blocking transfers run on the client's own thread pool; a Swift task cancellation sets the
 /// transfer's cancel flag, which curl checks at least once a second.
@@ -47,8 +48,6 @@ public final class UpstreamClient: Sendable {
 
     /// Bytes received from the upstream (body bytes, all requests).
     private let received = Atomic<Int64>(0)
-    /// Transfers that continued from an offset instead of starting over.
-    private let resumes = Atomic<Int64>(0)
 
     struct AuthState {
         /// Bearer tokens by scope, with their expiry (monotonic ns).
@@ -70,7 +69,6 @@ public final class UpstreamClient: Sendable {
     }
 
     public var bytesReceived: Int64 { received.load(ordering: .relaxed) }
-    public var resumeCount: Int64 { resumes.load(ordering: .relaxed) }
 
     private var options: CurlTransfer.Options {
         var options = CurlTransfer.Options()
@@ -219,49 +217,21 @@ public final class UpstreamClient: Sendable {
         }
     }
 
-    /// Downloads blob `digest` of `repository` into the store, continuing a partial download
-    /// (this run's or an earlier one's) with `Range`, and commits it once verified.
+    /// One transfer of blob `digest` of `repository` into `ingest`, from its offset (with
+    /// `Range`), re-authenticating once on a 401.
     ///
-    /// - Parameters:
-    ///   - size: the size the manifest announced; more bytes than that abort the transfer.
-    ///   - progress: called with the bytes held so far, from the transfer thread.
-    /// Throws ``SyncError``: link (the partial file stays for a retry), corrupt (digest
-    /// mismatch: nothing becomes visible), refused, notFound or storage.
-    public func download(
-        _ digest: Digest, size: Int64, repository: RepositoryName, into store: BlobStore, retryUntil deadline: Int64,
-        progress: @escaping @Sendable (Int64) -> Void
+    /// Throws ``SyncError``: link (an interrupted transfer, a range answered at the wrong
+    /// offset, HTTP 408/429/5xx, 416 after the ingest was reset), corrupt (more bytes than
+    /// announced), refused, notFound, storage or cancelled.
+    public func fetchBlob(
+        _ digest: Digest, size: Int64, repository: RepositoryName, into ingest: Ingest, progress: @escaping @Sendable (Int64) -> Void
     ) async throws {
         let path = "/v2/\(repository)/blobs/\(digest)"
         let scope = "repository:\(repository):pull"
         try await blocking { cancel in
-            let ingest: Ingest
-            do {
-                ingest = try store.openDownload(digest)
-            } catch {
-                throw SyncError(.storage, "cannot open a download file for \(digest): \(error)")
-            }
-            var committed = false
-            defer { if !committed { try? ingest.suspend() } }
-            if ingest.offset > 0 { self.resumes.wrappingAdd(1, ordering: .relaxed) }
-            var attempt = 0
             var authRetried = false
             while true {
                 if cancel.isSet { throw SyncError(.cancelled, "cancelled") }
-                progress(ingest.offset)
-                if ingest.offset == size || (ingest.offset > 0 && size < 0) {
-                    if ingest.offset == size {
-                        do {
-                            try ingest.commit(expected: digest)
-                            committed = true
-                            return
-                        } catch let error as BlobStore.Error {
-                            committed = true
-                            throw SyncError(.corrupt, "upstream sent corrupt content for \(digest): \(error)")
-                        } catch {
-                            throw SyncError(.storage, "cannot store \(digest): \(error)")
-                        }
-                    }
-                }
                 let start = ingest.offset
                 var options = self.options
                 if start > 0 { options.headers.append("Range: bytes=\(start)-") }
@@ -304,50 +274,17 @@ public final class UpstreamClient: Sendable {
                             progress(ingest.offset)
                         })
                 } catch let error as SyncError {
-                    if error.kind == .corrupt {
-                        ingest.discard()
-                        committed = true
-                    }
                     throw error
                 } catch is CancellationError {
                     throw SyncError(.cancelled, "cancelled")
                 } catch let failure as CurlTransfer.Failure {
                     guard failure.isTransient else { throw SyncError(.refused, "\(failure)") }
-                    try? ingest.checkpoint()
-                    // A transfer that moved forward before it broke starts the backoff over:
-                    // a link cut every few MB must not end up waiting 30 s between pieces.
-                    if ingest.offset > start { attempt = 0 }
-                    attempt += 1
-                    guard try Retry.wait(attempt: attempt, until: deadline, cancel: cancel) else {
-                        throw SyncError(.link, "\(digest): gave up after \(attempt) attempts: \(failure)")
-                    }
-                    continue
+                    throw SyncError(.link, "\(failure)")
                 }
-                if let refusal {
-                    attempt += 1
-                    guard try Retry.wait(attempt: attempt, until: deadline, cancel: cancel) else { throw refusal }
-                    continue
-                }
+                if let refusal { throw refusal }
                 switch response.status {
                 case 200, 206:
-                    if ingest.offset != size, size >= 0 {
-                        // The connection ended early without an error: continue from here.
-                        try? ingest.checkpoint()
-                        if ingest.offset > start { attempt = 0 }
-                        attempt += 1
-                        guard try Retry.wait(attempt: attempt, until: deadline, cancel: cancel) else {
-                            throw SyncError(.link, "\(digest): transfer keeps ending early")
-                        }
-                    } else if size < 0 {
-                        do {
-                            try ingest.commit(expected: digest)
-                            committed = true
-                            return
-                        } catch {
-                            committed = true
-                            throw SyncError(.corrupt, "upstream sent corrupt content for \(digest): \(error)")
-                        }
-                    }
+                    return
                 case 401 where !authRetried:
                     authRetried = true
                     try self.authenticate(challenge: response.header("www-authenticate"), scope: scope, cancel: cancel)
@@ -356,15 +293,9 @@ public final class UpstreamClient: Sendable {
                 case 416:
                     // Our offset is past the end: the partial file is not this blob's prefix.
                     try? ingest.reset()
-                    attempt += 1
-                    guard try Retry.wait(attempt: attempt, until: deadline, cancel: cancel) else {
-                        throw SyncError(.link, "\(digest): upstream rejects every range")
-                    }
+                    throw SyncError(.link, "upstream rejects the range of \(digest)")
                 case 408, 429, 500...599:
-                    attempt += 1
-                    guard try Retry.wait(attempt: attempt, until: deadline, cancel: cancel) else {
-                        throw SyncError(.link, "\(digest): upstream keeps answering HTTP \(response.status)")
-                    }
+                    throw SyncError(.link, "upstream answered HTTP \(response.status) for blob \(digest)")
                 default:
                     throw SyncError(.refused, "upstream answered HTTP \(response.status) for blob \(digest)")
                 }
@@ -373,23 +304,25 @@ public final class UpstreamClient: Sendable {
     }
 }
 
-/// Exponential backoff with jitter, bounded by a deadline.
-enum Retry {
-    /// Sleeps before attempt `attempt + 1`; returns false when the deadline would pass.
-    static func wait(attempt: Int, until deadline: Int64, cancel: CancelFlag) throws -> Bool {
-        let base = min(30.0, 0.5 * Double(1 << min(attempt - 1, 6)))
-        let delay = Int64(base * Double.random(in: 0.5...1.0) * 1e9)
-        let now = MonotonicClock.now()
-        guard now + delay < deadline else { return false }
-        var waited: Int64 = 0
-        while waited < delay {
-            if cancel.isSet { throw SyncError(.cancelled, "cancelled") }
-            let step = min(Int64(100_000_000), delay - waited)
-            var request = timespec(tv_sec: 0, tv_nsec: Int(step))
-            nanosleep(&request, nil)
-            waited += step
+extension UpstreamClient: ContentSource {
+    public var name: String { "upstream" }
+
+    public func manifest(_ repository: RepositoryName, reference: Reference) async throws -> ImagePublisher.ManifestContent {
+        try await ManifestFetcher(client: self).fetch(repository, reference: reference)
+    }
+
+    public func manifestDigest(_ repository: RepositoryName, tag: String) async throws -> Digest? {
+        try await ManifestFetcher(client: self).headDigest(repository, tag: tag)
+    }
+
+    public func smallBlob(_ repository: RepositoryName, digest: Digest, limit: Int) async throws -> [UInt8] {
+        let blob = try await fetch("/v2/\(repository)/blobs/\(digest)", scope: "repository:\(repository):pull", limit: limit)
+        switch blob.status {
+        case 200: return blob.body
+        case 404: throw SyncError(.notFound, "upstream has no blob \(digest) in \(repository)")
+        case 408, 429, 500...599: throw SyncError(.link, "upstream answered HTTP \(blob.status) for blob \(digest)")
+        default: throw SyncError(.refused, "upstream answered HTTP \(blob.status) for blob \(digest)")
         }
-        return true
     }
 }
 

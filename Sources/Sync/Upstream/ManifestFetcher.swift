@@ -6,12 +6,7 @@ import OCICore
 struct ManifestFetcher {
     let client: UpstreamClient
 
-    struct Fetched: Sendable {
-        var digest: Digest
-        var mediaType: String
-        var bytes: [UInt8]
-        var manifest: Manifest
-    }
+    typealias Fetched = ImagePublisher.ManifestContent
 
     /// The digest the upstream announces for a tag (HEAD: a few hundred bytes instead of the
     /// manifest), or nil when it does not say.
