@@ -22,11 +22,14 @@ public enum GarbageCollector {
         public var gracePeriod: Int64
 
         /// Seconds since its last read within which content the agent released is still kept:
-        /// a pull that read its manifest may be fetching its layers. Twice the access log's
-        /// flush delay, so that a read in another process is seen.
+        /// a pull that read its manifest a moment ago may still fetch its layers (a layer
+        /// being served stays readable through its open file whatever happens). Short, so
+        /// that a tag updated every few seconds while clients pull it cannot pin every
+        /// superseded version. A read in another process counts once that process flushed
+        /// its log (``AccessLog/flushDelay``); `run` syncs and serves in one process.
         public var releasedReadWindow: Int64
 
-        public init(keepPushedTags: Bool = true, gracePeriod: Int64 = 600, releasedReadWindow: Int64 = Int64(2 * AccessLog.flushDelay)) {
+        public init(keepPushedTags: Bool = true, gracePeriod: Int64 = 600, releasedReadWindow: Int64 = 10) {
             self.keepPushedTags = keepPushedTags
             self.gracePeriod = gracePeriod
             self.releasedReadWindow = releasedReadWindow
