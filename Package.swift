@@ -194,7 +194,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SyncTests",
-            dependencies: ["Sync", "CTLSVerify", "ContentStore", "OCICore", "TestSupport"],
+            dependencies: [
+                "Sync", "CTLSVerify", "ContentStore", "OCICore", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

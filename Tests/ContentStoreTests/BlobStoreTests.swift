@@ -145,3 +145,52 @@ import TestSupport
         #expect(leftovers.output.trimmed() == "0")
     }
 }
+
+@Suite struct IngestClaimTests {
+    func makeStore(_ directory: String) throws -> BlobStore {
+        try BlobStore(
+            configuration: .init(
+                root: "\(directory)/store", fsyncOnCommit: false, bufferSize: 4096, uploadTimeout: 60_000_000_000, fsyncInterval: 4096))
+    }
+
+    /// Two stores over one directory play two processes: the second writer waits for the
+    /// first's file lock, then finds the blob committed.
+    @Test func aSecondProcessWaitsForTheFileLockThenFindsTheBlob() async throws {
+        let directory = TestEnvironment.makeTemporaryDirectory()
+        defer { TestEnvironment.removeTree(directory) }
+        let first = try makeStore(directory)
+        let second = try makeStore(directory)
+        let content = Array(repeating: UInt8(7), count: 30_000)
+        let digest = ContentHasher.digest(of: content)
+        let ingest = try #require(try await first.claimDownload(digest))
+        try ingest.write(Array(content[0..<10_000]))
+        let waiter = Task { try await second.claimDownload(digest) }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        #expect(ingest.offset == 10_000, "nobody else wrote into it")
+        try ingest.write(Array(content[10_000...]))
+        try ingest.commit(expected: digest)
+        let found = try await waiter.value
+        #expect(found == nil, "the blob was stored meanwhile")
+        #expect(try first.readBlob(digest, limit: 1 << 20) == content)
+    }
+
+    /// A writer that gives up (suspends) hands the partial file to the next one, which
+    /// continues from its offset.
+    @Test func theNextWriterContinuesASuspendedDownload() async throws {
+        let directory = TestEnvironment.makeTemporaryDirectory()
+        defer { TestEnvironment.removeTree(directory) }
+        let store = try makeStore(directory)
+        let content = Array(repeating: UInt8(9), count: 20_000)
+        let digest = ContentHasher.digest(of: content)
+        let ingest = try #require(try await store.claimDownload(digest))
+        try ingest.write(Array(content[0..<12_000]))
+        let waiter = Task { try await store.claimDownload(digest) }
+        try await Task.sleep(nanoseconds: 100_000_000)
+        try ingest.suspend()
+        let next = try #require(try await waiter.value)
+        #expect(next.offset == 12_000)
+        try next.write(Array(content[12_000...]))
+        try next.commit(expected: digest)
+        #expect(store.hasBlob(digest))
+    }
+}
