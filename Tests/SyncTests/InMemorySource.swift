@@ -109,7 +109,7 @@ final class InMemorySource: ContentSource, Sendable {
 
     /// An image of `layers` (their bytes), with a config naming `label`; returns the
     /// manifest digest and the blob digests (config first).
-    func image(_ label: String, layers: [[UInt8]]) -> (manifest: Digest, blobs: [Digest], size: Int64) {
+    func image(_ label: String, layers: [[UInt8]]) -> InMemorySourceImage {
         let config = Array(#"{"architecture":"arm64","os":"linux","config":{"Labels":{"l":"\#(label)"}}}"#.utf8)
         let configDigest = addBlob(config)
         let layerDescriptors = layers.map { layer in
@@ -125,6 +125,10 @@ final class InMemorySource: ContentSource, Sendable {
         state.withLock { $0.tags[key] = digest }
     }
 }
+
+/// An image built by ``InMemorySource/image(_:layers:)``: its manifest, its blobs (config
+/// first) and its size.
+typealias InMemorySourceImage = (manifest: Digest, blobs: [Digest], size: Int64)
 
 /// A store in a temporary directory and engines over it.
 struct EngineFixture {

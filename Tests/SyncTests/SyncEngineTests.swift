@@ -16,15 +16,21 @@ import TestSupport
     /// one byte before the end, after the last byte (before the commit).
     static let cutOffsets: [Int64] = [0, 1, 4096, 10_001, Int64(layerSize - 1), Int64(layerSize)]
 
-    @Test(arguments: cutOffsets)
-    func aCutResumesFromTheOffsetWithinThePass(_ cut: Int64) async throws {
-        let fixture = try EngineFixture()
-        defer { fixture.remove() }
-        let layer = randomBytes(Self.layerSize, seed: 1)
+    /// edge/app:v1, one layer whose first transfer breaks at `cut`.
+    static func imageWithACut(_ fixture: EngineFixture, seed: UInt64, at cut: Int64) -> ([UInt8], InMemorySourceImage, Digest) {
+        let layer = randomBytes(layerSize, seed: seed)
         let image = fixture.source.image("a", layers: [layer])
         fixture.source.tag("edge/app:v1", image.manifest)
         let layerDigest = ContentHasher.digest(of: layer)
         fixture.source.state.withLock { $0.cuts[layerDigest] = [cut] }
+        return (layer, image, layerDigest)
+    }
+
+    @Test(arguments: cutOffsets)
+    func aCutResumesFromTheOffsetWithinThePass(_ cut: Int64) async throws {
+        let fixture = try EngineFixture()
+        defer { fixture.remove() }
+        let (layer, image, layerDigest) = Self.imageWithACut(fixture, seed: 1, at: cut)
 
         let report = await fixture.engine(["edge/app:v1"]).runPass()
 
@@ -44,11 +50,7 @@ import TestSupport
     func aCutThatOutlastsThePassResumesInTheNextPass(_ cut: Int64) async throws {
         let fixture = try EngineFixture()
         defer { fixture.remove() }
-        let layer = randomBytes(Self.layerSize, seed: 2)
-        let image = fixture.source.image("a", layers: [layer])
-        fixture.source.tag("edge/app:v1", image.manifest)
-        let layerDigest = ContentHasher.digest(of: layer)
-        fixture.source.state.withLock { $0.cuts[layerDigest] = [cut] }
+        let (layer, _, layerDigest) = Self.imageWithACut(fixture, seed: 2, at: cut)
 
         // No time to retry: the pass gives up, the partial file stays, nothing is visible.
         let first = await fixture.engine(["edge/app:v1"], timeout: 0).runPass()

@@ -111,13 +111,6 @@ public final class HookRunner: Sendable {
             journalDirectory: journalDirectory, logger: logger)
     }
 
-    /// `<storage.path>/hooks`: where the agent keeps its journal.
-    public static func journalDirectory(storagePath: String) -> String {
-        var path = storagePath
-        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
-        return "\(path)/hooks"
-    }
-
     /// Replaces the hooks (config reload). Events already journaled run the new hooks.
     public func updateHooks(_ hooks: [ConfigFile.Hook]) {
         state.withLock { $0.configuration.hooks = hooks }
