@@ -71,11 +71,11 @@ public struct QuotaPolicy: Sendable {
     /// Online collection at the watermarks: above the high one, evicts unreferenced content
     /// (what the agent released first, then least recently used) until disk use is under the
     /// low one, holding the store's writer lock. Returns nil when under the high watermark.
-    public func collectIfNeeded(store: BlobStore, roots: GarbageCollector.Roots, logger: Logger) throws -> GarbageCollector.Sweep? {
+    public func collectIfNeeded(store: BlobStore, roots: GarbageCollector.Roots, logger: Logger) async throws -> GarbageCollector.Sweep? {
         guard let quota, quota > 0 else { return nil }
         let use = GarbageCollector.diskUse(store: store)
         guard Double(use) > Double(quota) * highWatermark else { return nil }
-        let lock = try StoreLock.acquire(store: store, logger: logger)
+        let lock = try await StoreLock.acquire(store: store, logger: logger)
         defer { lock.release() }
         let plan = try GarbageCollector.plan(store: store, policy: gc, roots: roots)
         let target = Int64(Double(quota) * lowWatermark)

@@ -112,7 +112,7 @@ public final class SyncEngine: Sendable {
     public func runPass() async -> Report {
         let lock: StoreLock
         do {
-            lock = try StoreLock.acquire(store: store, logger: logger)
+            lock = try await StoreLock.acquire(store: store, logger: logger)
         } catch {
             var report = Report()
             report.failures.append(("(store)", "\(error)"))

@@ -76,7 +76,7 @@ struct RunCommand: ConfigOnlyCommand {
             }
             await client?.shutdown()
             store.access.flush()
-            collectIfNeeded(settings: settings, store: store, hooks: hooks, logger: logger, metrics: metrics)
+            await collectIfNeeded(settings: settings, store: store, hooks: hooks, logger: logger, metrics: metrics)
             await control.sleep(nanoseconds: settings.config.state.interval)
             if control.takeReload() {
                 do {
@@ -103,10 +103,10 @@ struct RunCommand: ConfigOnlyCommand {
 
     /// Online GC at the profile's watermarks (the store's ``QuotaPolicy``), reported to the
     /// metrics and the hooks.
-    func collectIfNeeded(settings: Settings, store: BlobStore, hooks: HookBridge?, logger: Logger, metrics: RunMetrics) {
+    func collectIfNeeded(settings: Settings, store: BlobStore, hooks: HookBridge?, logger: Logger, metrics: RunMetrics) async {
         let policy = settings.quotaPolicy(store: store)
         do {
-            guard let sweep = try policy.collectIfNeeded(store: store, roots: settings.gcRoots, logger: logger) else { return }
+            guard let sweep = try await policy.collectIfNeeded(store: store, roots: settings.gcRoots, logger: logger) else { return }
             let after = GarbageCollector.diskUse(store: store)
             let quota = policy.quota ?? 0
             metrics.gcFinished(freed: sweep.freedBytes)

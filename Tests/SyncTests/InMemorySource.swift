@@ -145,7 +145,8 @@ struct EngineFixture {
     }
 
     func engine(
-        _ images: [String], platform: SyncEngine.Platform? = nil, timeout: Int64 = 20_000_000_000, quota: Int64? = nil,
+        // Generous: the suite shares two cores with the end-to-end tests.
+        _ images: [String], platform: SyncEngine.Platform? = nil, timeout: Int64 = 600_000_000_000, quota: Int64? = nil,
         gcPolicy: GarbageCollector.Policy = .init()
     ) -> SyncEngine {
         var logger = Logger(label: "sync-engine-test")
