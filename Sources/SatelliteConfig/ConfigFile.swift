@@ -1,4 +1,4 @@
-import TinyRegistry
+import OCICore
 
 /// The satellite-lite config file (JSON), exactly as ../shared/DESIGN.md specifies it.
 ///
@@ -27,7 +27,11 @@ public struct ConfigFile: Sendable, Equatable {
         public var listen = ListenAddress(host: "127.0.0.1", port: 5000)
         public var maxConnections: Int?
         /// Who may push and delete (`registry.push`); pulls stay open.
-        public var push: PushAuthorizer.Mode = .loopback
+        public var push: Push = .loopback
+        /// The values of `registry.push` (TinyRegistry's ``PushAuthorizer`` enforces them).
+        public enum Push: String, Sendable, Equatable, CaseIterable {
+            case loopback, authenticated, anyone, nobody
+        }
         /// The htpasswd file of `authenticated` (`registry.users`).
         public var users: String?
     }
@@ -153,10 +157,10 @@ extension ConfigFile {
             }
             registry.maxConnections = try reader.integer("maxConnections", range: 1...65536).map { Int($0) }
             if let text = try reader.string("push") {
-                guard let mode = PushAuthorizer.Mode(rawValue: text) else {
+                guard let mode = Registry.Push(rawValue: text) else {
                     throw ConfigError(
                         path: "registry.push",
-                        message: "\"\(text)\" is not one of \(PushAuthorizer.Mode.allCases.map(\.rawValue).joined(separator: ", "))")
+                        message: "\"\(text)\" is not one of \(Registry.Push.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 registry.push = mode
             }

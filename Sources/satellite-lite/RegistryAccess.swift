@@ -1,3 +1,5 @@
+import ContentStore
+import OCICore
 import SatelliteConfig
 import TinyRegistry
 import Trust
@@ -18,10 +20,10 @@ extension Settings {
                 throw CLIError("registry.users: \(error)")
             }
         }
-        let protected = ProtectedTags(recordPath: "\(store.root)/sync/managed.json")
+        let protected = ProtectedTags(store: store)
         protected.replace(with: desiredTags)
         return RegistryAPI(
-            store: store, authorizer: PushAuthorizer(mode: config.registry.push, users: users), protectedTags: protected)
+            store: store, authorizer: PushAuthorizer(mode: PushAuthorizer.Mode(rawValue: config.registry.push.rawValue) ?? .loopback, users: users), protectedTags: protected)
     }
 
     /// The tags the config names directly (`state.images` with a tag); those of a state

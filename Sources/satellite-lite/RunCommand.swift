@@ -2,6 +2,9 @@ import Logging
 import SatelliteConfig
 import Synchronization
 import Sync
+import CommandParsing
+import ContentStore
+import OCICore
 import TinyRegistry
 
 #if canImport(Glibc)
@@ -60,10 +63,10 @@ struct RunCommand: ConfigOnlyCommand {
                     let upstream = try settings.makeClient()
                     client = upstream
                     let engine = try settings.makeEngine(store: store, client: upstream, events: hooks, logger: logger)
-                    metrics.passStarted(client: upstream)
+                    metrics.passStarted(engine: engine)
                     let pass = Task { await engine.runPass() }
                     let report = await control.whileRunning(pass)
-                    metrics.passFinished(report: report, client: upstream)
+                    metrics.passFinished(report: report, engine: engine)
                     logger.info("sync pass finished", metadata: ["summary": "\(report.summary(bandwidth: settings.bandwidth))"])
                 } catch {
                     logger.error("sync cannot start", metadata: ["error": "\(error)"])
@@ -73,7 +76,7 @@ struct RunCommand: ConfigOnlyCommand {
             }
             await client?.shutdown()
             store.access.flush()
-            collectIfNeeded(settings: settings, store: store, hooks: hooks, logger: logger, metrics: metrics)
+            await collectIfNeeded(settings: settings, store: store, hooks: hooks, logger: logger, metrics: metrics)
             await control.sleep(nanoseconds: settings.config.state.interval)
             if control.takeReload() {
                 do {
@@ -98,19 +101,14 @@ struct RunCommand: ConfigOnlyCommand {
         store.access.flush()
     }
 
-    /// Online GC at the profile's watermarks: above the high one, evicts unreferenced content
-    /// least recently used first until disk use is under the low one.
-    func collectIfNeeded(settings: Settings, store: BlobStore, hooks: HookBridge?, logger: Logger, metrics: RunMetrics) {
-        let quota = settings.quotaBytes(store: store)
-        let use = GarbageCollector.diskUse(store: store)
-        guard quota > 0, Double(use) > Double(quota) * settings.profile.gc.highWatermark else { return }
+    /// Online GC at the profile's watermarks (the store's ``QuotaPolicy``), reported to the
+    /// metrics and the hooks.
+    func collectIfNeeded(settings: Settings, store: BlobStore, hooks: HookBridge?, logger: Logger, metrics: RunMetrics) async {
+        let policy = settings.quotaPolicy(store: store)
         do {
-            let lock = try StoreLock.acquire(store: store, logger: logger)
-            defer { lock.release() }
-            let plan = try GarbageCollector.plan(store: store, policy: settings.gcPolicy, roots: settings.gcRoots)
-            let target = Int64(Double(quota) * settings.profile.gc.lowWatermark)
-            let sweep = GarbageCollector.sweep(store: store, plan: plan, freeing: use - target)
+            guard let sweep = try await policy.collectIfNeeded(store: store, roots: settings.gcRoots, logger: logger) else { return }
             let after = GarbageCollector.diskUse(store: store)
+            let quota = policy.quota ?? 0
             metrics.gcFinished(freed: sweep.freedBytes)
             logger.info(
                 "garbage collected",

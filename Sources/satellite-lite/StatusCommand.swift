@@ -1,5 +1,8 @@
 import SatelliteConfig
 import Sync
+import CommandParsing
+import ContentStore
+import OCICore
 import TinyRegistry
 
 #if canImport(Glibc)

@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 import TestSupport
 
+import ContentStore
 @testable import TinyRegistry
 
 /// `registry.push` and the protected tags: htpasswd entries made by Apache's htpasswd (the

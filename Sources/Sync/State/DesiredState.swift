@@ -1,5 +1,6 @@
 import JSONCoding
-import TinyRegistry
+import ContentStore
+import OCICore
 
 /// What the gateway must hold: a list of images, from the config, a file, or Harbor
 /// Satellite state artifacts in the upstream registry.
@@ -21,10 +22,10 @@ struct GroupArtifact: Decodable {
 }
 
 extension DesiredStateSource {
-    /// Reads the desired images. Artifacts are fetched through `client`.
+    /// Reads the desired images. Artifacts are fetched from `content`.
     ///
     /// Throws ``SyncError`` when the source cannot be read or is malformed.
-    func resolve(client: UpstreamClient?) async throws -> [ImageReference] {
+    func resolve(content: (any ContentSource)?) async throws -> [ImageReference] {
         switch self {
         case .images(let images):
             return images
@@ -37,8 +38,8 @@ extension DesiredStateSource {
             }
             return try Self.parseImageList(bytes, source: path)
         case .artifact(let reference):
-            guard let client else { throw SyncError(.refused, "a state artifact needs an upstream") }
-            return try await Self.resolveArtifact(reference, client: client)
+            guard let content else { throw SyncError(.refused, "a state artifact needs an upstream") }
+            return try await Self.resolveArtifact(reference, client: content)
         }
     }
 
@@ -62,7 +63,7 @@ extension DesiredStateSource {
 
     /// Reads a satellite state artifact and every group state it names. An image wanted by
     /// two groups stays while either wants it; `deleted` entries drop out; a digest pins.
-    static func resolveArtifact(_ reference: ImageReference, client: UpstreamClient) async throws -> [ImageReference] {
+    static func resolveArtifact(_ reference: ImageReference, client: any ContentSource) async throws -> [ImageReference] {
         struct SatelliteState: Decodable {
             var states: [String]?
             var config: String?
@@ -122,23 +123,24 @@ extension DesiredStateSource {
 
     /// The JSON document inside a state artifact: the first `.json` file of its single
     /// tar.gz layer (or the config blob, for artifacts that carry it there).
-    static func readStateDocument(_ reference: ImageReference, client: UpstreamClient) async throws -> [UInt8] {
-        let resolved = try await ManifestFetcher(client: client).fetch(
+    static func readStateDocument(_ reference: ImageReference, client: any ContentSource) async throws -> [UInt8] {
+        let resolved = try await client.manifest(
             reference.repository, reference: reference.digest.map { .digest($0) } ?? .tag(reference.tag ?? "latest"))
         guard let layer = resolved.manifest.layers?.first, let digest = Digest(layer.digest) else {
             throw SyncError(.corrupt, "state artifact \(reference) has no layer")
         }
-        let blob = try await client.fetch(
-            "/v2/\(reference.repository)/blobs/\(digest)", scope: "repository:\(reference.repository):pull", limit: 16 << 20)
-        guard blob.status == 200 else {
-            throw SyncError(.notFound, "state artifact \(reference): layer \(digest) answered HTTP \(blob.status)")
+        let body: [UInt8]
+        do {
+            body = try await client.smallBlob(reference.repository, digest: digest, limit: 16 << 20)
+        } catch let error as SyncError {
+            throw SyncError(error.kind, "state artifact \(reference): layer \(digest): \(error)")
         }
-        guard ContentHasher.digest(of: blob.body, algorithm: digest.algorithm) == digest else {
+        guard ContentHasher.digest(of: body, algorithm: digest.algorithm) == digest else {
             throw SyncError(.corrupt, "state artifact \(reference): layer does not match its digest")
         }
-        if blob.body.first == UInt8(ascii: "{") { return blob.body }
+        if body.first == UInt8(ascii: "{") { return body }
         do {
-            let tar = blob.body.starts(with: [0x1f, 0x8b]) ? try Archive.gunzip(blob.body, limit: 16 << 20) : blob.body
+            let tar = body.starts(with: [0x1f, 0x8b]) ? try Archive.gunzip(body, limit: 16 << 20) : body
             for file in try Archive.untar(tar) where file.name.hasSuffix(".json") {
                 return file.content
             }

@@ -1,3 +1,5 @@
+import ContentStore
+import OCICore
 import JSONCoding
 import NIOCore
 import NIOHTTP1
@@ -7,21 +9,23 @@ import NIOHTTP1
 public final class RegistryAPI: Sendable {
     public let store: BlobStore
     public let metrics: Metrics
+    /// The store's publish step: a client's push becomes visible through it, as a sync does.
+    public let publisher: ImagePublisher
     /// `registry.push`: who may push and delete.
     public let authorizer: PushAuthorizer
-    /// Tags the agent manages (desired state, proxied, imported): refused to client pushes
-    /// and deletes whatever `authorizer` says.
+    /// Tags the agent owns (desired state, what the sync published): refused to client
+    /// pushes and deletes whatever `authorizer` says.
     public let protectedTags: ProtectedTags
 
     public init(
-        store: BlobStore, metrics: Metrics = Metrics(), authorizer: PushAuthorizer = PushAuthorizer(mode: .loopback),
-        protectedTags: ProtectedTags? = nil
+        store: BlobStore, metrics: Metrics = Metrics(), policy: any PublishPolicy = AcceptAllPolicy(),
+        authorizer: PushAuthorizer = PushAuthorizer(mode: .loopback), protectedTags: ProtectedTags? = nil
     ) {
         self.store = store
         self.metrics = metrics
+        self.publisher = ImagePublisher(store: store, policy: policy)
         self.authorizer = authorizer
-        // The sync records the tags it manages in the store (Sync's ManagedTags).
-        self.protectedTags = protectedTags ?? ProtectedTags(recordPath: "\(store.root)/sync/managed.json")
+        self.protectedTags = protectedTags ?? ProtectedTags(store: store)
     }
 
     /// How the HTTP layer treats a request's body.

@@ -1,4 +1,5 @@
 import CSatelliteSystem
+import OCICore
 import Glibc
 
 /// The users of `registry.users`: an htpasswd file as Apache's `htpasswd` writes it, one

@@ -1,18 +1,18 @@
-import JSONCoding
+import ContentStore
 import Synchronization
 
 /// The tags the agent owns, which no client may push over or delete whatever `registry.push`
 /// allows (principle 9): the desired state named in the config, and every tag the sync has
-/// published, as recorded in the store's `sync/managed.json` (read at each check, so a
+/// published, as recorded in the store's ``ManagedTags`` (`sync/managed.json`) (read at each check, so a
 /// `satellite-lite sync` run by hand and state artifacts count at once).
 public final class ProtectedTags: Sendable {
     /// repository → tags named by the config (before the first sync publishes them).
     private let configured = Mutex<[String: Set<String>]>([:])
-    /// The sync's record of the tags it manages (`{"tags":{"repo:tag":digest}}`); nil for none.
-    private let recordPath: String?
+    /// The store whose record of the agent's tags (``ManagedTags``) counts; nil for none.
+    private let store: BlobStore?
 
-    public init(recordPath: String? = nil) {
-        self.recordPath = recordPath
+    public init(store: BlobStore? = nil) {
+        self.store = store
     }
 
     /// Replaces the configured set: pairs of repository and tag.
@@ -35,10 +35,8 @@ public final class ProtectedTags: Sendable {
     }
 
     private func recorded() -> Set<String> {
-        guard let recordPath, let bytes = try? PosixFile.readAll(path: recordPath, limit: 16 << 20),
-            let document = try? JSON.parse(bytes), case .object(let members)? = document["tags"]
-        else { return [] }
-        return Set(members.map(\.0))
+        guard let store else { return [] }
+        return Set(ManagedTags.read(store: store).tags.keys)
     }
 
     func denial(_ repository: String, _ tag: String, _ verb: String) -> RegistryError {
