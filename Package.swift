@@ -60,10 +60,10 @@ let package = Package(
             cSettings: [.define("_FILE_OFFSET_BITS", to: "64"), .define("_TIME_BITS", to: "64")]
         ),
         // Cosign signature verification (simple signing, DSSE / sigstore bundles) and the
-        // trust policy: no NIO, no store, so every source's publish step can call it.
+        // trust policy at the store's publish step (no NIO).
         .target(
             name: "Trust",
-            dependencies: ["CSignature", "JSONCoding"],
+            dependencies: ["CSignature", "ContentStore", "JSONCoding", "OCICore"],
             swiftSettings: swiftSettings
         ),
         // JSON parsing, writing and Codable without Foundation (about 7 MB less in the

@@ -28,6 +28,11 @@ public struct ImagePublisher: Sendable {
         case sync
         /// A client's `PUT /v2/<name>/manifests/<reference>`.
         case push
+        /// A cosign signature the sync fetched with its image (a `sha256-<hex>.sig` tag or a
+        /// bundle referrer): stored before the image so the trust policy finds it, and tagged
+        /// like a client's push, so it is not one of the agent's managed tags (no hooks; the
+        /// sync does not remove it as an unwanted tag).
+        case signature
     }
 
     /// A manifest as received: the exact bytes, so its digest stays the source's.

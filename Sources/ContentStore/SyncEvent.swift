@@ -8,6 +8,9 @@ public struct SyncEvent: Sendable, Equatable {
         case syncCompleted = "sync-completed"
         case syncFailed = "sync-failed"
         case gcCompleted = "gc-completed"
+        /// A manifest had no valid signature under `trust.policies` (`require`: the tag kept its
+        /// previous manifest; `warn`: it moved anyway).
+        case trustRejected = "trust-rejected"
     }
 
     public var kind: Kind

@@ -95,6 +95,7 @@ public struct ConfigFile: Sendable, Equatable {
         case syncCompleted = "sync-completed"
         case syncFailed = "sync-failed"
         case gcCompleted = "gc-completed"
+        case trustRejected = "trust-rejected"
     }
 
     public init() {}

@@ -27,6 +27,9 @@ public final class SyncEngine: Sendable {
         public var quota: Int64?
         /// What garbage collection may evict to make room.
         public var gcPolicy: GarbageCollector.Policy
+        /// Repositories whose images need a signature (`trust.policies`): their cosign
+        /// signatures are synced with them, before the image is published.
+        public var signedRepositories: @Sendable (RepositoryName) -> Bool = { _ in false }
 
         public init(
             source: DesiredStateSource, platform: Platform?, concurrency: Int, timeout: Int64, quota: Int64? = nil,
@@ -351,6 +354,9 @@ public final class SyncEngine: Sendable {
     private func complete(_ plan: ImagePlan, deadline: Int64) async throws -> Outcome {
         let image = plan.image
         try await download(plan.blobs.filter { !store.hasBlob($0.0) }, repository: image.repository, deadline: deadline)
+        if configuration.signedRepositories(image.repository) {
+            try await syncSignatures(of: plan.top.digest, repository: image.repository, deadline: deadline)
+        }
         do {
             let outcome = try publisher.publish(
                 ImagePublisher.Image(
@@ -407,7 +413,7 @@ public final class SyncEngine: Sendable {
     }
 
     /// Retries a small request while the link is broken, until the pass deadline.
-    private func fetchWithRetry<T>(deadline: Int64, _ body: () async throws -> T) async throws -> T {
+    func fetchWithRetry<T>(deadline: Int64, _ body: () async throws -> T) async throws -> T {
         var attempt = 0
         while true {
             do {
@@ -420,7 +426,7 @@ public final class SyncEngine: Sendable {
     }
 
     /// Downloads blobs with at most `concurrency` transfers at once.
-    private func download(_ blobs: [(Digest, Int64)], repository: RepositoryName, deadline: Int64) async throws {
+    func download(_ blobs: [(Digest, Int64)], repository: RepositoryName, deadline: Int64) async throws {
         guard !blobs.isEmpty else { return }
         let limit = max(1, configuration.concurrency)
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -5,6 +5,7 @@ import CommandParsing
 import ContentStore
 import OCICore
 import TinyRegistry
+import Trust
 
 /// Builds the modules' configurations from the settings: the CLI is where they meet.
 extension Settings {
@@ -83,11 +84,14 @@ extension Settings {
         guard let source = desiredState else {
             throw CLIError("no desired state: add \"state\": {\"images\": [\"repo:tag\"]} (or artifact/file) to \(source)")
         }
+        var configuration = SyncEngine.Configuration(
+            source: source, platform: syncPlatform, concurrency: syncConcurrency, timeout: config.sync.timeout,
+            quota: quotaBytes(store: store), gcPolicy: gcPolicy)
+        let trust = try makeTrustPolicy()
+        configuration.signedRepositories = { trust.rule(for: $0.value) != nil }
         return SyncEngine(
-            configuration: .init(
-                source: source, platform: syncPlatform, concurrency: syncConcurrency, timeout: config.sync.timeout,
-                quota: quotaBytes(store: store), gcPolicy: gcPolicy),
-            store: store, content: client, events: events, logger: logger)
+            configuration: configuration, store: store, content: client, events: events,
+            policy: makePublishPolicy(trust, events: events, logger: logger), logger: logger)
     }
 
     /// The quota in bytes: the configured size, or the profile's share of the filesystem.

@@ -56,6 +56,7 @@ final class HookBridge: SyncEventSink {
             case .syncCompleted: .syncCompleted
             case .syncFailed: .syncFailed
             case .gcCompleted: .gcCompleted
+            case .trustRejected: .trustRejected
             }
         return HookEvent(
             kind: kind, repository: event.repository, tag: event.tag, digest: event.digest,

@@ -1,7 +1,9 @@
 import ContentStore
+import Logging
 import OCICore
 import SatelliteConfig
 import TinyRegistry
+import Synchronization
 import Trust
 
 /// Who may change the registry (`registry.push`, `registry.users`, the desired tags) and
@@ -32,6 +34,24 @@ extension Settings {
         config.state.images.compactMap { image in image.tag.map { (image.repository.value, $0) } }
     }
 
+    /// The publish step's policy: `trust.policies`, each refusal (and each `warn`) logged,
+    /// counted for /metrics and raised as a `trust-rejected` hook event.
+    func makePublishPolicy(_ trust: TrustPolicy, events: (any SyncEventSink)?, logger: Logger) -> TrustPublishPolicy {
+        TrustPublishPolicy(policy: trust) { image, previous, error, action in
+            TrustCounters.shared.withLock {
+                if action == .require { $0.rejected += 1 } else { $0.warned += 1 }
+            }
+            logger.warning(
+                action == .require ? "image refused by the trust policy" : "unsigned image published (trust action warn)",
+                metadata: ["repository": "\(image.repository)", "digest": "\(image.top.digest)", "reason": "\(error)"])
+            try? events?.record(
+                SyncEvent(
+                    kind: .trustRejected, repository: image.repository.value, tag: image.tags.first ?? "",
+                    digest: image.top.digest.description, previousDigest: previous?.description ?? "",
+                    message: "\(action == .require ? "refused" : "published anyway (warn)"): \(error)"))
+        }
+    }
+
     /// The trust policy with every key file read and checked.
     ///
     /// Throws a one-line ``CLIError`` naming a key file that is missing or not P-256.
@@ -56,4 +76,9 @@ extension Settings {
         }
         return TrustPolicy(rules: rules)
     }
+}
+
+/// Trust refusals of this process, for /metrics (engines are made per pass; the count is not).
+enum TrustCounters {
+    static let shared = Mutex<(rejected: Int64, warned: Int64)>((0, 0))
 }

@@ -105,6 +105,9 @@ final class RunMetrics: Sendable {
         metric("satellite_gc_freed_bytes_total", "counter", "Bytes freed by garbage collection.", gcFreed)
         metric("satellite_hook_runs_total", "counter", "Hook runs finished by this process.", hookTotals.runs)
         metric("satellite_hook_failures_total", "counter", "Hook runs that timed out or exited non-zero.", hookTotals.failures)
+        let trust = TrustCounters.shared.withLock { $0 }
+        metric("satellite_trust_rejected_total", "counter", "Images refused by trust.policies (require): their tags did not move.", trust.rejected)
+        metric("satellite_trust_warned_total", "counter", "Images published without a valid signature under a warn policy.", trust.warned)
         metric("satellite_hook_pending", "gauge", "Journaled events whose hooks have not finished.", Int64(hookPending))
         return text
     }

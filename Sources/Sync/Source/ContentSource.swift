@@ -22,6 +22,10 @@ public protocol ContentSource: Sendable {
     /// cannot say cheaply (the engine then fetches the manifest).
     func manifestDigest(_ repository: RepositoryName, tag: String) async throws -> Digest?
 
+    /// The OCI 1.1 referrers index of `digest` (`GET /v2/<name>/referrers/<digest>`), its
+    /// bytes; nil when the source has no referrers API or none for this digest.
+    func referrers(_ repository: RepositoryName, of digest: Digest) async throws -> [UInt8]?
+
     /// A small blob (a state document) whole in memory, at most `limit` bytes. The caller
     /// checks its digest.
     func smallBlob(_ repository: RepositoryName, digest: Digest, limit: Int) async throws -> [UInt8]
@@ -34,4 +38,9 @@ public protocol ContentSource: Sendable {
     func fetchBlob(
         _ digest: Digest, size: Int64, repository: RepositoryName, into ingest: Ingest, progress: @escaping @Sendable (Int64) -> Void
     ) async throws
+}
+
+extension ContentSource {
+    /// Sources without a referrers API (bundles, peers) have none.
+    public func referrers(_ repository: RepositoryName, of digest: Digest) async throws -> [UInt8]? { nil }
 }

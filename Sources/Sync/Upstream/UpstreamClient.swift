@@ -315,6 +315,18 @@ extension UpstreamClient: ContentSource {
         try await ManifestFetcher(client: self).headDigest(repository, tag: tag)
     }
 
+    public func referrers(_ repository: RepositoryName, of digest: Digest) async throws -> [UInt8]? {
+        let answer = try await fetch(
+            "/v2/\(repository)/referrers/\(digest)", scope: "repository:\(repository):pull", limit: Manifest.maxSize)
+        switch answer.status {
+        case 200: return answer.body
+        // docker-registry 2.x has no referrers API: 404 (or 400/405 from some proxies) is "none".
+        case 400, 404, 405: return nil
+        case 408, 429, 500...599: throw SyncError(.link, "upstream answered HTTP \(answer.status) for the referrers of \(digest)")
+        default: throw SyncError(.refused, "upstream answered HTTP \(answer.status) for the referrers of \(digest)")
+        }
+    }
+
     public func smallBlob(_ repository: RepositoryName, digest: Digest, limit: Int) async throws -> [UInt8] {
         let blob = try await fetch("/v2/\(repository)/blobs/\(digest)", scope: "repository:\(repository):pull", limit: limit)
         switch blob.status {
