@@ -53,6 +53,10 @@ import TestSupport
             try EndToEnd.run("sync_basic.sh", [TestEnvironment.binary])
         }
 
+        @Test func signedImagesSyncUnsignedForgedAndReplayedAreRefused() throws {
+            try EndToEnd.run("trust_sync.sh", [TestEnvironment.binary])
+        }
+
         @Test func harborSatelliteStateArtifacts() throws {
             try EndToEnd.run("sync_harbor_state.sh", [TestEnvironment.binary])
         }
