@@ -2,6 +2,8 @@ import CommandParsing
 import ContentStore
 import OCICore
 import SatelliteConfig
+import TinyRegistry
+import Trust
 
 #if canImport(Glibc)
 import Glibc
@@ -26,10 +28,23 @@ enum ConfigCommand: CLICommandGroup {
         func run() throws {
             let settings = try Settings.load(configPath: options.config)
             let config = settings.config
+            // The files the config names: the htpasswd users and the trust keys must load.
+            if config.registry.push == .authenticated, let path = config.registry.users {
+                do {
+                    _ = try Htpasswd(path: path)
+                } catch {
+                    throw CLIError("registry.users: \(error)")
+                }
+            }
+            let trust = try settings.makeTrustPolicy()
             print("config: \(settings.source): OK")
             print("profile: \(settings.profile.name) (\(settings.profileReason))")
             print("storage: \(config.storage.path), quota \(settings.quota)")
             print("listen: \(config.registry.listen), max \(settings.maxConnections) connections")
+            print("push: \(config.registry.push.rawValue)\(config.registry.users.map { " (users in \($0))" } ?? "")")
+            for rule in trust.rules {
+                print("trust: \(rule.match): \(rule.action.rawValue), \(rule.verifier.keys.count) key(s) (\(rule.verifier.keys.map(\.name).joined(separator: ", ")))")
+            }
             if let upstream = config.upstream {
                 print("upstream: \(upstream.url)\(upstream.username.map { " as \($0)" } ?? "")\(upstream.insecure ? " (TLS not verified)" : "")")
             } else {
