@@ -88,11 +88,28 @@ let package = Package(
             name: "Sync",
             dependencies: [
                 "CCurl",
+                "Fleet",
                 "CTLSVerify",
                 "CZlib",
                 "JSONCoding",
                 "TinyRegistry",
                 "SatelliteConfig",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The satellite's link to Ground Control: onboarding (ZTR), heartbeats, remote
+        // configuration, credential refresh. Over Sync's libcurl layer; no Foundation.
+        .target(
+            name: "FleetLink",
+            dependencies: [
+                "Fleet",
+                "JSONCoding",
+                "SatelliteConfig",
+                "Sync",
+                "TinyRegistry",
+                "CSatelliteSystem",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -114,6 +131,7 @@ let package = Package(
                 "TinyRegistry",
                 "Sync",
                 "Hooks",
+                "FleetLink",
                 "JSONCoding",
                 "SatelliteConfig",
                 .product(name: "Logging", package: "swift-log"),
@@ -151,6 +169,16 @@ let package = Package(
         .testTarget(
             name: "FleetTests",
             dependencies: ["Fleet", "JSONCoding", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FleetLinkTests",
+            dependencies: [
+                "FleetLink", "Fleet", "JSONCoding", "SatelliteConfig", "Sync", "TinyRegistry", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

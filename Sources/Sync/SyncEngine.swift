@@ -61,6 +61,8 @@ public final class SyncEngine: Sendable {
         public var bytesDownloaded: Int64 = 0
         /// Bytes evicted from the cache to make room.
         public var bytesEvicted: Int64 = 0
+        /// The state artifact this pass followed, when the desired state is one.
+        public var artifact: ResolvedArtifact?
 
         public var complete: Bool { failures.isEmpty && present == wanted }
     }
@@ -170,7 +172,7 @@ public final class SyncEngine: Sendable {
         var report = Report()
         let wanted: [ImageReference]
         do {
-            wanted = try await configuration.source.resolve(client: client)
+            (wanted, report.artifact) = try await configuration.source.resolveWithArtifact(client: client)
         } catch {
             logger.error("cannot read the desired state", metadata: ["error": "\(error)"])
             report.failures.append(("(desired state)", "\(error)"))
