@@ -27,7 +27,13 @@ enum ConfigCommand: CLICommandGroup {
             print("profile: \(settings.profile.name) (\(settings.profileReason))")
             print("storage: \(config.storage.path), quota \(settings.quota)")
             print("listen: \(config.registry.listen), max \(settings.maxConnections) connections")
-            if let upstream = config.upstream {
+            if let gc = config.groundControl {
+                let token = gc.tokenFile.map { "token file \($0)" } ?? (gc.token != nil ? "inline token" : "no token (must be onboarded already)")
+                print("groundControl: \(gc.url), \(token), heartbeat every \(Units.formatDuration(gc.heartbeat)), remote config \(gc.remoteConfig ? "on" : "off"), remote hooks \(gc.remoteHooks ? "on" : "off")\(gc.insecure ? " (TLS not verified)" : "")")
+                if config.upstream == nil { print("upstream: from Ground Control after onboarding") }
+            }
+            if config.upstream == nil, config.groundControl != nil {
+            } else if let upstream = config.upstream {
                 print("upstream: \(upstream.url)\(upstream.username.map { " as \($0)" } ?? "")\(upstream.insecure ? " (TLS not verified)" : "")")
             } else {
                 print("upstream: none (serve only)")

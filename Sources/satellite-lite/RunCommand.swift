@@ -1,3 +1,4 @@
+import FleetLink
 import Logging
 import SatelliteConfig
 import Synchronization
@@ -22,7 +23,7 @@ struct RunCommand: ConfigOnlyCommand {
 
     func run() async throws {
         var settings = try Settings.load(configPath: options.config)
-        let logger = Log.make("satellite-lite")
+        var logger = Log.make("satellite-lite")
         logger.info(
             "configuration",
             metadata: ["config": "\(settings.source)", "profile": "\(settings.profile.name)", "profileReason": "\(settings.profileReason)"])
@@ -34,37 +35,86 @@ struct RunCommand: ConfigOnlyCommand {
             await server.shutdown()
             throw CLIError("cannot listen on \(settings.config.registry.listen): \(error)")
         }
+        let fleet = try settings.openFleetLink(store: store, logger: logger)
+        var local = settings.localDocument()
+        settings = settings.withFleet(fleet, local: local).settings
         let hooks = try HookBridge.make(settings: settings, store: store, logger: logger)
         hooks?.start()
         let metrics = RunMetrics(settings: settings, store: store, hooks: hooks)
         server.api.metrics.addProvider { metrics.render() }
+        if let fleet { server.api.metrics.addProvider { fleet.metricsText() } }
+        var heartbeats: Task<Void, Never>?
         let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)", logger: logger) {
             await server.isResponsive(timeout: .nanoseconds($0))
         }
 
         let control = RunControl()
+        let signalLogger = logger
         let watcher = SignalWatcher(signals: [SIGTERM, SIGINT, SIGHUP]) { signal in
             if signal == SIGHUP {
                 control.requestReload()
             } else {
-                logger.info("stopping", metadata: ["signal": "\(signal)"])
+                signalLogger.info("stopping", metadata: ["signal": "\(signal)"])
                 control.requestStop()
             }
         }
         defer { watcher.cancel() }
 
         while !control.stopRequested {
+            if let fleet {
+                // Onboarding never holds up serving: it runs here, between passes, and a stop
+                // request ends it within its slice.
+                if fleet.record == nil {
+                    do {
+                        _ = try await fleet.onboard(deadline: BandwidthLimiter.now() + min(settings.config.state.interval, 30_000_000_000))
+                    } catch {
+                        logger.error("not onboarded yet", metadata: ["error": "\(error)"])
+                        await control.sleep(nanoseconds: 5_000_000_000)
+                        continue
+                    }
+                }
+                let effective = settings.withFleet(fleet, local: local)
+                settings = effective.settings
+                if let level = effective.logLevel { logger.logLevel = level }
+                hooks?.update(settings: settings)
+                if heartbeats == nil { heartbeats = Task { await fleet.runHeartbeats(store: store) } }
+            }
             var client: UpstreamClient?
             if settings.config.upstream != nil, settings.desiredState != nil {
                 do {
-                    let upstream = try settings.makeClient()
+                    var upstream = try settings.makeClient()
                     client = upstream
+                    let started = BandwidthLimiter.now()
                     let engine = try settings.makeEngine(store: store, client: upstream, events: hooks, logger: logger)
                     metrics.passStarted(client: upstream)
-                    let pass = Task { await engine.runPass() }
-                    let report = await control.whileRunning(pass)
+                    var report = await control.whileRunning(Task { await engine.runPass() })
                     metrics.passFinished(report: report, client: upstream)
+                    if let fleet, upstream.credentialRejectionCount > 0, !control.stopRequested,
+                        await fleet.refreshCredentials(reason: "the registry answered 401")
+                    {
+                        // One retry with the new secret.
+                        await upstream.shutdown()
+                        settings = settings.withFleet(fleet, local: local).settings
+                        upstream = try settings.makeClient()
+                        client = upstream
+                        let retry = try settings.makeEngine(store: store, client: upstream, events: hooks, logger: logger)
+                        metrics.passStarted(client: upstream)
+                        report = await control.whileRunning(Task { await retry.runPass() })
+                        metrics.passFinished(report: report, client: upstream)
+                    }
                     logger.info("sync pass finished", metadata: ["summary": "\(report.summary(bandwidth: settings.bandwidth))"])
+                    if let fleet {
+                        fleet.passFinished(
+                            durationMs: (BandwidthLimiter.now() - started) / 1_000_000, complete: report.complete,
+                            artifact: report.artifact, summary: report.activityLine)
+                        if await fleet.updateRemoteConfig(client: upstream, local: local) {
+                            let effective = settings.withFleet(fleet, local: local)
+                            settings = effective.settings
+                            if let level = effective.logLevel { logger.logLevel = level }
+                            hooks?.update(settings: settings)
+                            logger.info("remote config in effect", metadata: ["interval": "\(Units.formatDuration(settings.config.state.interval))"])
+                        }
+                    }
                 } catch {
                     logger.error("sync cannot start", metadata: ["error": "\(error)"])
                 }
@@ -83,7 +133,8 @@ struct RunCommand: ConfigOnlyCommand {
                     {
                         logger.warning("registry.listen and storage.path changes take effect after a restart")
                     }
-                    settings = reloaded
+                    local = reloaded.localDocument()
+                    settings = reloaded.withFleet(fleet, local: local).settings
                     hooks?.update(settings: settings)
                     logger.info("configuration reloaded", metadata: ["config": "\(settings.source)"])
                 } catch {
@@ -93,6 +144,9 @@ struct RunCommand: ConfigOnlyCommand {
         }
         SystemdNotifier.send("STOPPING=1")
         watchdog?.cancel()
+        heartbeats?.cancel()
+        await heartbeats?.value
+        await fleet?.shutdown()
         await hooks?.stop()
         await server.shutdown()
         store.access.flush()
