@@ -175,6 +175,7 @@ let package = Package(
             name: "FleetLinkTests",
             dependencies: [
                 "FleetLink", "Fleet", "JSONCoding", "SatelliteConfig", "Sync", "TinyRegistry", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

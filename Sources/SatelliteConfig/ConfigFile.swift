@@ -56,6 +56,10 @@ public struct ConfigFile: Sendable, Equatable {
         public var remoteHooks: Bool = false
         public var caFile: String?
         public var insecure: Bool = false
+
+        public init(url: String) {
+            self.url = url
+        }
     }
 
     public struct State: Sendable, Equatable {

@@ -32,10 +32,9 @@ enum ConfigCommand: CLICommandGroup {
                 print("groundControl: \(gc.url), \(token), heartbeat every \(Units.formatDuration(gc.heartbeat)), remote config \(gc.remoteConfig ? "on" : "off"), remote hooks \(gc.remoteHooks ? "on" : "off")\(gc.insecure ? " (TLS not verified)" : "")")
                 if config.upstream == nil { print("upstream: from Ground Control after onboarding") }
             }
-            if config.upstream == nil, config.groundControl != nil {
-            } else if let upstream = config.upstream {
+            if let upstream = config.upstream {
                 print("upstream: \(upstream.url)\(upstream.username.map { " as \($0)" } ?? "")\(upstream.insecure ? " (TLS not verified)" : "")")
-            } else {
+            } else if config.groundControl == nil {
                 print("upstream: none (serve only)")
             }
             if !config.state.images.isEmpty {

@@ -1,5 +1,6 @@
 import Fleet
 import JSONCoding
+import Logging
 import SatelliteConfig
 import Testing
 

@@ -19,6 +19,11 @@ public struct ResolvedArtifact: Sendable, Equatable {
     public var stateDigest: String
     /// The config-state reference it names (empty: none).
     public var configReference: String
+
+    public init(stateDigest: String, configReference: String) {
+        self.stateDigest = stateDigest
+        self.configReference = configReference
+    }
 }
 
 extension DesiredStateSource {
