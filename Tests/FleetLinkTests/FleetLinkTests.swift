@@ -4,6 +4,7 @@ import Logging
 import SatelliteConfig
 import Sync
 import Synchronization
+import TestSupport
 import Testing
 import TinyRegistry
 
@@ -136,6 +137,17 @@ import Musl
         #expect(heartbeat.stateReportInterval == "@every 00h00m01s")
         #expect(heartbeat.activity.contains("0/0 image(s) present"))
         #expect(beat.authorization == "Basic " + Base64.encode(Array("robot$edge-01:s3cret-1".utf8)))
+        // What the satellite sent validates against Harbor Satellite's published API.
+        let ztr = try #require(server.requests.first { $0.path == "/satellites/ztr" })
+        let folder = TestEnvironment.makeTemporaryDirectory("fleet-openapi")
+        defer { TestEnvironment.removeTree(folder) }
+        try PosixFile.writeAtomically("\(folder)/heartbeat.json", beat.body, durable: false)
+        try PosixFile.writeAtomically("\(folder)/ztr.json", ztr.body, durable: false)
+        let check = try Subprocess.run([
+            "python3", "\(TestEnvironment.repositoryRoot)/Tests/e2e/openapi_check.py",
+            "SatelliteStatusParams", "\(folder)/heartbeat.json", "ZTRRequest", "\(folder)/ztr.json",
+        ])
+        #expect(check.status == 0, "\(check)")
         // The refresh went to /satellites/refresh, then /sat/refresh, with the old secret.
         let refreshes = server.requests.filter { $0.path.hasSuffix("/refresh") }
         #expect(refreshes.map(\.path) == ["/satellites/refresh", "/sat/refresh"])
