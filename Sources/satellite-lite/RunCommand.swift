@@ -66,8 +66,13 @@ struct RunCommand: ConfigOnlyCommand {
                 // request ends it within its slice.
                 if fleet.record == nil {
                     do {
-                        _ = try await fleet.onboard(deadline: BandwidthLimiter.now() + min(settings.config.state.interval, 30_000_000_000))
+                        let deadline = BandwidthLimiter.now() + min(settings.config.state.interval, 30_000_000_000)
+                        let onboarding = Task { try await fleet.onboard(deadline: deadline) }
+                        control.cancelOnStop { onboarding.cancel() }
+                        defer { control.cancelOnStop(nil) }
+                        _ = try await onboarding.value
                     } catch {
+                        if control.stopRequested { break }
                         logger.error("not onboarded yet", metadata: ["error": "\(error)"])
                         await control.sleep(nanoseconds: 5_000_000_000)
                         continue
@@ -186,6 +191,8 @@ final class RunControl: Sendable {
         /// Counts sleeps, so that a timer of an interrupted sleep cannot end a later one.
         var generation = 0
         var pass: Task<SyncEngine.Report, Never>?
+        /// Cancels other work a stop request must end (onboarding's retries).
+        var cancel: (@Sendable () -> Void)?
     }
 
     private let state = Mutex(State())
@@ -193,13 +200,24 @@ final class RunControl: Sendable {
     var stopRequested: Bool { state.withLock { $0.stop } }
 
     func requestStop() {
-        let (wake, pass) = state.withLock { s -> (CheckedContinuation<Void, Never>?, Task<SyncEngine.Report, Never>?) in
+        let (wake, pass, cancel) = state.withLock { s in
             s.stop = true
             defer { s.wake = nil }
-            return (s.wake, s.pass)
+            return (s.wake, s.pass, s.cancel)
         }
         pass?.cancel()
+        cancel?()
         wake?.resume()
+    }
+
+    /// Registers what a stop request cancels (nil: nothing); a stop already requested
+    /// cancels it at once.
+    func cancelOnStop(_ cancel: (@Sendable () -> Void)?) {
+        let stopped = state.withLock { s in
+            s.cancel = cancel
+            return s.stop
+        }
+        if stopped { cancel?() }
     }
 
     func requestReload() {
