@@ -23,6 +23,8 @@ public final class FleetLink: Sendable {
         var stats = ProcessStats()
         /// Heartbeat interval in effect (remote config may change it), nanoseconds.
         var heartbeatInterval: Int64
+        /// Failed ZTR attempts so far, so backoff keeps growing across `onboard` calls.
+        var onboardAttempts = 0
         /// Wakes the heartbeat task early (after a pass, or a config change).
         var wake: CheckedContinuation<Void, Never>?
     }
@@ -114,7 +116,6 @@ public final class FleetLink: Sendable {
     public func onboard(deadline: Int64? = nil) async throws -> LinkRecord {
         if let record { return record }
         let token = try joinToken()
-        var attempt = 0
         while true {
             try Task.checkCancellation()
             do {
@@ -131,7 +132,10 @@ public final class FleetLink: Sendable {
                 note("onboarded as \(name)")
                 return record
             } catch let failure as GroundControlClient.Failure where failure.isRetryable {
-                attempt += 1
+                let attempt = state.withLock { s in
+                    s.onboardAttempts += 1
+                    return s.onboardAttempts
+                }
                 var wait = Backoff.delay(attempt: attempt)
                 if let after = failure.retryAfter { wait = max(wait, after * 1_000_000_000) }
                 if let deadline, ProcessStats.monotonic() + wait > deadline {
@@ -142,7 +146,8 @@ public final class FleetLink: Sendable {
                     metadata: ["error": "\(failure)", "retryIn": "\(wait / 1_000_000_000)s"])
                 try await Task.sleep(nanoseconds: UInt64(wait))
             } catch let failure as GroundControlClient.Failure {
-                throw FleetLinkError("onboarding refused: \(failure) (the join token is wrong or already used: issue a new one)")
+                throw FleetLinkError(
+                    "onboarding refused: \(failure) (the join token is wrong or already used: issue a new one)", isRefusal: true)
             }
         }
     }
@@ -414,7 +419,12 @@ public final class FleetLink: Sendable {
 /// A fleet link failure the CLI shows as one line.
 public struct FleetLinkError: Error, CustomStringConvertible, Sendable {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    /// Ground Control refused (rather than could not be reached): retrying soon is pointless.
+    public var isRefusal: Bool
+    public init(_ description: String, isRefusal: Bool = false) {
+        self.description = description
+        self.isRefusal = isRefusal
+    }
 }
 
 /// Exponential backoff with jitter: 2 s, 4 s, … up to 5 minutes.

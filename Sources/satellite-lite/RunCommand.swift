@@ -74,7 +74,9 @@ struct RunCommand: ConfigOnlyCommand {
                     } catch {
                         if control.stopRequested { break }
                         logger.error("not onboarded yet", metadata: ["error": "\(error)"])
-                        await control.sleep(nanoseconds: 5_000_000_000)
+                        // A refused token waits for an operator to replace the token file.
+                        let refused = (error as? FleetLinkError)?.isRefusal == true
+                        await control.sleep(nanoseconds: refused ? 60_000_000_000 : 1_000_000_000)
                         continue
                     }
                 }
