@@ -25,6 +25,9 @@ public final class FleetLink: Sendable {
         var heartbeatInterval: Int64
         /// Failed ZTR attempts so far, so backoff keeps growing across `onboard` calls.
         var onboardAttempts = 0
+        /// Monotonic time before which no ZTR is sent, and why.
+        var nextOnboardAttempt: Int64 = 0
+        var lastOnboardFailure = ""
         /// Wakes the heartbeat task early (after a pass, or a config change).
         var wake: CheckedContinuation<Void, Never>?
     }
@@ -118,37 +121,58 @@ public final class FleetLink: Sendable {
         let token = try joinToken()
         while true {
             try Task.checkCancellation()
+            let (next, lastFailure) = state.withLock { ($0.nextOnboardAttempt, $0.lastOnboardFailure) }
+            let now = ProcessStats.monotonic()
+            if next > now {
+                // Backing off: never sooner than the backoff (or Retry-After) allows, even
+                // across calls.
+                if let deadline, next > deadline {
+                    try await Task.sleep(nanoseconds: UInt64(max(0, deadline - now)))
+                    throw FleetLinkError("onboarding did not complete yet: \(lastFailure)")
+                }
+                try await Task.sleep(nanoseconds: UInt64(next - now))
+            }
             do {
                 let result = try await client.register(token: token)
                 guard let name = FleetNames.satelliteName(inStateReference: result.state) else {
-                    throw FleetLinkError("ZTR answer names no satellite in its state reference")
+                    throw FleetLinkError("ZTR answer names no satellite in its state reference", isRefusal: true)
                 }
                 let record = LinkRecord(
                     groundControl: configuration.url, name: name, state: result.state, registry: result.auth,
                     onboardedAt: unixNow())
-                try FleetFiles.writePrivate(files.link, try JSONCoder.encode(record, pretty: true))
+                // The token is spent now: keep the answer in memory even if the disk refuses
+                // it, and store it at the next heartbeat.
                 state.withLock { $0.record = record }
+                storeLink(record)
                 logger.info("onboarded with Ground Control", metadata: ["name": "\(name)", "registry": "\(record.registryURL)"])
                 note("onboarded as \(name)")
                 return record
             } catch let failure as GroundControlClient.Failure where failure.isRetryable {
-                let attempt = state.withLock { s in
+                var wait = Backoff.delay(attempt: state.withLock { s in
                     s.onboardAttempts += 1
                     return s.onboardAttempts
-                }
-                var wait = Backoff.delay(attempt: attempt)
+                })
                 if let after = failure.retryAfter { wait = max(wait, after * 1_000_000_000) }
-                if let deadline, ProcessStats.monotonic() + wait > deadline {
-                    throw FleetLinkError("onboarding did not complete: \(failure)")
+                state.withLock { s in
+                    s.nextOnboardAttempt = ProcessStats.monotonic() + wait
+                    s.lastOnboardFailure = failure.description
                 }
                 logger.warning(
                     "onboarding: Ground Control not reachable, retrying",
                     metadata: ["error": "\(failure)", "retryIn": "\(wait / 1_000_000_000)s"])
-                try await Task.sleep(nanoseconds: UInt64(wait))
             } catch let failure as GroundControlClient.Failure {
                 throw FleetLinkError(
                     "onboarding refused: \(failure) (the join token is wrong or already used: issue a new one)", isRefusal: true)
             }
+        }
+    }
+
+    /// Writes link.json; a failure is logged and retried by the next heartbeat.
+    func storeLink(_ record: LinkRecord) {
+        do {
+            try FleetFiles.writePrivate(files.link, try JSONCoder.encode(record, pretty: true))
+        } catch {
+            logger.error("cannot store the fleet link; retrying at the next heartbeat", metadata: ["path": "\(files.link)", "error": "\(error)"])
         }
     }
 
@@ -333,6 +357,7 @@ public final class FleetLink: Sendable {
     @discardableResult
     public func sendHeartbeat(store: BlobStore) async -> Bool {
         guard let record else { return false }
+        if !PosixFile.exists(files.link) { storeLink(record) }
         let heartbeat = makeHeartbeat(store: store)
         let now = unixNow()
         do {
