@@ -206,7 +206,8 @@ public final class FleetLink: Sendable {
                 if complete { status.appliedStateDigest = artifact.stateDigest }
             }
         }
-        wakeHeartbeat()
+        // Report the pass at once, unless Ground Control is unreachable: then the backoff rules.
+        if status.failuresInRow == 0 { wakeHeartbeat() }
     }
 
     /// Reads the config-state artifact the satellite state names and applies it when its

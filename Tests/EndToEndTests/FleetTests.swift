@@ -20,6 +20,12 @@ extension EndToEnd {
     /// It needs the ground-control product: until that lands in this package, the test
     /// cannot run (and says so) rather than running against a stand-in.
     @Suite struct Fleet {
+        /// An onboarded satellite with Ground Control unreachable: serves, syncs from the
+        /// registry, applies and refuses remote configs, rolls back across a restart.
+        @Test func offlineFromGroundControl() throws {
+            try EndToEnd.run("fleet_offline.sh", [TestEnvironment.binary])
+        }
+
         @Test(.enabled(if: access(EndToEnd.groundControlBinary, X_OK) == 0, "needs the ground-control product built next to satellite-lite"))
         func onboardSyncHeartbeatRemoteConfig() throws {
             try EndToEnd.run(

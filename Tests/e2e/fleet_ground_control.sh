@@ -120,11 +120,11 @@ start_sat() {
     WAIT_HTTP_PID=$SAT_PID WAIT_HTTP_LOG="$T/sat.log" wait_http "http://$SAT_ADDR/v2/" 20
 }
 on_exit '[[ -n "$SAT_PID" ]] && kill_wait $SAT_PID'
-wait_for() { # SECONDS WHAT CMD...: poll CMD every 0.5 s
+wait_for() { # SECONDS WHAT 'SHELL CONDITION' (evaluated afresh each time): poll CMD every 0.5 s
     local t=$1 what=$2 deadline
     shift 2
     deadline=$(( SECONDS + t ))
-    until "$@" >/dev/null 2>&1; do
+    until eval "$*" >/dev/null 2>&1; do
         (( SECONDS < deadline )) || fail "timed out after ${t}s waiting for $what; satellite log: $(tail -n 5 "$T/sat.log" | tr '\n' ' ' | cut -c1-600)"
         sleep 0.5
     done
@@ -138,12 +138,12 @@ gc_in_sync() { [[ "$(gc_status | jq -r '.in_sync')" == true ]]; }
 # 2. Ground Control down at first boot; kill -9 while the satellite retries ZTR.
 stop_gc
 start_sat
-wait_for 20 "a ZTR retry" grep -q "onboarding: Ground Control not reachable" "$T/sat.log"
+wait_for 20 "a ZTR retry" 'grep -q "onboarding: Ground Control not reachable" "$T/sat.log"'
 kill -KILL "$SAT_PID"; wait "$SAT_PID" 2>/dev/null || true; SAT_PID=
 [[ ! -e "$STORE/fleet/link.json" ]] || fail "a link was stored without an answer from Ground Control"
 start_gc
 start_sat
-wait_for 30 "onboarding" test -s "$STORE/fleet/link.json"
+wait_for 30 "onboarding" 'test -s "$STORE/fleet/link.json"'
 [[ "$(stat -c %a "$STORE/fleet/link.json")" == 600 ]] || fail "fleet/link.json has mode $(stat -c %a "$STORE/fleet/link.json"), expected 600"
 log "step 2 ok: onboarded after a kill -9 during onboarding, same token"
 
@@ -160,8 +160,8 @@ log "step 3 ok: restart without a token uses the stored link"
 # 4. It syncs its group, heartbeats with the applied digests; Ground Control says in sync.
 wait_for 60 "proj/app:v1 in the store" has_tag proj/app v1 "$APP"
 STATE_DIGEST=$(remote_digest satellite/satellite-state/edge-01/state:latest)
-wait_for 30 "the applied state digest" test "$(sat_status '.fleet.appliedStateDigest')" = "$STATE_DIGEST"
-wait_for 30 "an applied config" test -n "$(sat_status '.fleet.appliedConfigDigest')"
+wait_for 30 "the applied state digest" 'test "$(sat_status '\''.fleet.appliedStateDigest'\'')" = "$STATE_DIGEST"'
+wait_for 30 "an applied config" 'test -n "$(sat_status '\''.fleet.appliedConfigDigest'\'')"'
 CONFIG_DIGEST=$(remote_digest satellite/config-state/edge-cfg/state:latest)
 [[ "$(sat_status '.fleet.appliedConfigDigest')" == "$CONFIG_DIGEST" ]] || fail "applied config $(sat_status '.fleet.appliedConfigDigest') is not the registry's $CONFIG_DIGEST"
 wait_for 30 "Ground Control to report edge-01 in sync" gc_in_sync
@@ -178,30 +178,29 @@ log "step 5 ok: group change synced (state $NEW_STATE)"
 # 6. A config change is applied without a restart.
 PID_BEFORE=$SAT_PID
 api PATCH /api/configs/edge-cfg '{"app_config":{"state_replication_interval":"@every 00h00m04s"},"satellite_lite":{"sync":{"bandwidth":"10MB/s"}}}' >/dev/null
-NEW_CONFIG() { remote_digest satellite/config-state/edge-cfg/state:latest; }
-wait_for 30 "the new config in the registry" test "$(NEW_CONFIG)" != "$CONFIG_DIGEST"
-CONFIG2=$(NEW_CONFIG)
-wait_for 30 "the new config applied" test "$(sat_status '.fleet.appliedConfigDigest')" = "$CONFIG2"
-grep -q 'interval=4s.*remote config in effect\|remote config in effect.*interval=4s' "$T/sat.log" || grep -q 'interval=4s' "$T/sat.log" \
+wait_for 30 "the new config in the registry" 'test "$(remote_digest satellite/config-state/edge-cfg/state:latest)" != "$CONFIG_DIGEST"'
+CONFIG2=$(remote_digest satellite/config-state/edge-cfg/state:latest)
+wait_for 30 "the new config applied" 'test "$(sat_status '\''.fleet.appliedConfigDigest'\'')" = "$CONFIG2"'
+wait_for 20 "the 4s interval in effect" 'grep -q "interval=4s.*remote config in effect" "$T/sat.log"' \
     || fail "the 4s interval is not in effect: $(grep 'remote config' "$T/sat.log" | tail -n 2 | tr '\n' ' ')"
 kill -0 "$PID_BEFORE" || fail "the satellite restarted"
 log "step 6 ok: config $CONFIG2 applied in the running process"
 
 # 7. An invalid remote config is refused; the last good one stays.
 api PATCH /api/configs/edge-cfg '{"satellite_lite":{"storage":{"path":"/tmp/elsewhere"}}}' >/dev/null
-wait_for 30 "the refusal" test -n "$(sat_status '.fleet.refusedConfigDigest // empty')"
+wait_for 30 "the refusal" 'test -n "$(sat_status '\''.fleet.refusedConfigDigest // empty'\'')"'
 [[ "$(sat_status '.fleet.appliedConfigDigest')" == "$CONFIG2" ]] || fail "the refused config replaced the last good one"
-wait_for 30 "the refusal in Ground Control's view" sh -c "curl -s -u 'admin:$ADMIN_PW' '$GC_URL/api/satellites/edge-01/status' | grep -q 'refused config'"
+wait_for 30 "the refusal in Ground Control's view" 'gc_status | grep -q "refused config"'
 log "step 7 ok: refused ($(sat_status '.fleet.refusedConfigReason' | cut -c1-100)), kept $CONFIG2"
 
 # 8. Ground Control down: serving goes on; heartbeats back off and report the gap later.
 stop_gc
-wait_for 20 "a failed heartbeat" test "$(sat_status '.fleet.unreachableSince // empty')" != ""
+wait_for 20 "a failed heartbeat" 'test "$(sat_status '\''.fleet.unreachableSince // empty'\'')" != ""'
 e2e_skopeo inspect --tls-verify=false --raw "docker://$SAT_ADDR/proj/app:v1" >/dev/null || fail "the satellite stopped serving while Ground Control is down"
 sleep 5
 start_gc
-wait_for 60 "a heartbeat after the outage" test -z "$(sat_status '.fleet.unreachableSince // empty')"
-wait_for 30 "Ground Control to see the reconnection" sh -c "curl -s -u 'admin:$ADMIN_PW' '$GC_URL/api/satellites/edge-01/status' | grep -q 'reconnected after'"
+wait_for 60 "a heartbeat after the outage" 'test -z "$(sat_status '\''.fleet.unreachableSince // empty'\'')"'
+wait_for 30 "Ground Control to see the reconnection" 'gc_status | grep -q "reconnected after"'
 log "step 8 ok: kept serving while Ground Control was down; reported the gap when it came back"
 
 # 9. No secret in the log or status.
