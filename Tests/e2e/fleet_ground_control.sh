@@ -120,15 +120,7 @@ start_sat() {
     WAIT_HTTP_PID=$SAT_PID WAIT_HTTP_LOG="$T/sat.log" wait_http "http://$SAT_ADDR/v2/" 20
 }
 on_exit '[[ -n "$SAT_PID" ]] && kill_wait $SAT_PID'
-wait_for() { # SECONDS WHAT 'SHELL CONDITION' (evaluated afresh each time): poll CMD every 0.5 s
-    local t=$1 what=$2 deadline
-    shift 2
-    deadline=$(( SECONDS + t ))
-    until eval "$*" >/dev/null 2>&1; do
-        (( SECONDS < deadline )) || fail "timed out after ${t}s waiting for $what; satellite log: $(tail -n 5 "$T/sat.log" | tr '\n' ' ' | cut -c1-600)"
-        sleep 0.5
-    done
-}
+wait_for() { wait_until "$1" "$2" "$3" "$T/sat.log"; }
 sat_status() { "$SAT" status --config "$T/sat.json" --json | jq -r "$1"; }
 tag_of() { tr -d ' \n' < "$STORE/repositories/$1/_manifests/tags/$2" 2>/dev/null || true; }
 has_tag() { [[ "$(tag_of "$1" "$2")" == "$3" ]]; }
@@ -158,7 +150,7 @@ ONBOARDED_AFTER=$(grep -c "onboarded with Ground Control" "$T/sat.log" || true)
 log "step 3 ok: restart without a token uses the stored link"
 
 # 4. It syncs its group, heartbeats with the applied digests; Ground Control says in sync.
-wait_for 60 "proj/app:v1 in the store" has_tag proj/app v1 "$APP"
+wait_for 60 "proj/app:v1 in the store" 'has_tag proj/app v1 "$APP"'
 STATE_DIGEST=$(remote_digest satellite/satellite-state/edge-01/state:latest)
 wait_for 30 "the applied state digest" 'test "$(sat_status '\''.fleet.appliedStateDigest'\'')" = "$STATE_DIGEST"'
 wait_for 30 "an applied config" 'test -n "$(sat_status '\''.fleet.appliedConfigDigest'\'')"'
@@ -170,7 +162,7 @@ log "step 4 ok: synced, state $STATE_DIGEST, config $CONFIG_DIGEST; Ground Contr
 
 # 5. A group change reaches it.
 group_sync "$(art proj/app v1 "$APP")" "$(art proj/web v1 "$WEB")"
-wait_for 60 "proj/web:v1 in the store" has_tag proj/web v1 "$WEB"
+wait_for 60 "proj/web:v1 in the store" 'has_tag proj/web v1 "$WEB"'
 NEW_STATE=$(remote_digest satellite/satellite-state/edge-01/state:latest)
 wait_for 30 "Ground Control to report edge-01 in sync after the group change" gc_in_sync
 log "step 5 ok: group change synced (state $NEW_STATE)"

@@ -69,15 +69,7 @@ start_sat() {
     WAIT_HTTP_PID=$SAT_PID WAIT_HTTP_LOG="$T/sat.log" wait_http "http://$SAT_ADDR/v2/" 20
 }
 on_exit '[[ -n "$SAT_PID" ]] && kill_wait $SAT_PID'
-wait_for() { # SECONDS WHAT 'SHELL CONDITION' (evaluated afresh each time)
-    local t=$1 what=$2 deadline
-    shift 2
-    deadline=$(( SECONDS + t ))
-    until eval "$*" >/dev/null 2>&1; do
-        (( SECONDS < deadline )) || fail "timed out after ${t}s waiting for $what; log: $(tail -n 5 "$T/sat.log" | tr '\n' ' ' | cut -c1-600)"
-        sleep 0.3
-    done
-}
+wait_for() { wait_until "$1" "$2" "$3" "$T/sat.log"; }
 sat_status() { "$BIN" status --config "$T/sat.json" --json | jq -r "$1"; }
 has_app() { [[ "$(tr -d ' \n' < "$STORE/repositories/proj/app/_manifests/tags/v1" 2>/dev/null)" == "$APP" ]]; }
 
