@@ -358,7 +358,12 @@ public final class FleetLink: Sendable {
     @discardableResult
     public func sendHeartbeat(store: BlobStore) async -> Bool {
         guard let record else { return false }
-        if !PosixFile.exists(files.link) { storeLink(record) }
+        if !PosixFile.exists(files.link) {
+            // The first heartbeat tells Ground Control onboarding is complete: never before
+            // the answer is durable here.
+            storeLink(record)
+            guard PosixFile.exists(files.link) else { return false }
+        }
         let heartbeat = makeHeartbeat(store: store)
         let now = unixNow()
         do {
