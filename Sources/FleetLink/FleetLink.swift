@@ -364,11 +364,11 @@ public final class FleetLink: Sendable {
             storeLink(record)
             guard PosixFile.exists(files.link) else { return false }
         }
+        let included = status.pendingNotes
         let heartbeat = makeHeartbeat(store: store)
         let now = unixNow()
         do {
             let reply = try await client.heartbeat(heartbeat, credentials: record.registry)
-            let sentNotes = heartbeat.activity
             updateStatus { status in
                 status.lastHeartbeatAttempt = now
                 status.lastHeartbeatOK = now
@@ -377,7 +377,7 @@ public final class FleetLink: Sendable {
                 status.unreachableSince = nil
                 status.heartbeatsSent += 1
                 // What went out is reported; keep what arrived meanwhile.
-                status.pendingNotes.removeAll { sentNotes.contains($0) }
+                if status.pendingNotes.starts(with: included) { status.pendingNotes.removeFirst(included.count) }
             }
             if reply.asksForCredentialRefresh {
                 await refreshCredentials(reason: "asked by Ground Control")
