@@ -65,18 +65,37 @@ let package = Package(
             dependencies: ["JSONCoding"],
             swiftSettings: swiftSettings
         ),
+        // The NIO-free base every module shares: OCI names, digests, manifests, media types,
+        // hashing, POSIX file I/O, the clock, byte and text formatting.
         .target(
-            name: "SatelliteConfig",
-            dependencies: ["TinyRegistry", "JSONCoding"],
+            name: "OCICore",
+            dependencies: ["CMbedTLS", "CSHA256", "JSONCoding"],
+            swiftSettings: swiftSettings
+        ),
+        // The content-addressed store (NIO-free): its layout, ingest, the one publish step,
+        // GC and quota policy, verification.
+        .target(
+            name: "ContentStore",
+            dependencies: [
+                "CSatelliteSystem",
+                "JSONCoding",
+                "OCICore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "SatelliteConfig",
+            dependencies: ["OCICore", "JSONCoding"],
+            swiftSettings: swiftSettings
+        ),
+        // The OCI Distribution HTTP layer over ContentStore.
+        .target(
             name: "TinyRegistry",
             dependencies: [
-                "CMbedTLS",
-                "CSHA256",
-                "CSatelliteSystem",
+                "ContentStore",
                 "JSONCoding",
+                "OCICore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -91,9 +110,10 @@ let package = Package(
                 "Fleet",
                 "CTLSVerify",
                 "CZlib",
+                "ContentStore",
                 "JSONCoding",
-                "TinyRegistry",
-                "SatelliteConfig",
+                "OCICore",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -107,7 +127,8 @@ let package = Package(
                 "JSONCoding",
                 "SatelliteConfig",
                 "Sync",
-                "TinyRegistry",
+                "ContentStore",
+                "OCICore",
                 "CSatelliteSystem",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -119,21 +140,37 @@ let package = Package(
             dependencies: [
                 "CSatelliteSystem",
                 "JSONCoding",
+                "OCICore",
                 "SatelliteConfig",
-                "TinyRegistry",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // Container-runtime mirror configuration (containerd, Docker, k3s, registries.conf).
+        .target(
+            name: "RuntimeConfig",
+            dependencies: ["JSONCoding", "OCICore", "SatelliteConfig"],
+            swiftSettings: swiftSettings
+        ),
+        // The small command-line parser (no Foundation, no argument-parser: size).
+        .target(
+            name: "CommandParsing",
+            dependencies: [],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "satellite-lite",
             dependencies: [
-                "TinyRegistry",
-                "Sync",
+                "CommandParsing",
+                "ContentStore",
                 "Hooks",
                 "FleetLink",
                 "JSONCoding",
+                "OCICore",
+                "RuntimeConfig",
                 "SatelliteConfig",
+                "Sync",
+                "TinyRegistry",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -145,14 +182,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "OCICoreTests",
+            dependencies: ["OCICore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ContentStoreTests",
+            dependencies: ["ContentStore", "OCICore", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "SatelliteConfigTests",
-            dependencies: ["SatelliteConfig", "TestSupport", "TinyRegistry"],
+            dependencies: ["SatelliteConfig", "TestSupport", "OCICore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "TinyRegistryTests",
             dependencies: [
-                "TinyRegistry", "TestSupport",
+                "TinyRegistry", "ContentStore", "OCICore", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -162,7 +209,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HooksTests",
-            dependencies: ["Hooks", "JSONCoding", "SatelliteConfig"],
+            dependencies: ["Hooks", "RuntimeConfig", "JSONCoding", "OCICore", "SatelliteConfig"],
             exclude: ["golden"],
             swiftSettings: swiftSettings
         ),
@@ -174,7 +221,7 @@ let package = Package(
         .testTarget(
             name: "FleetLinkTests",
             dependencies: [
-                "FleetLink", "Fleet", "JSONCoding", "SatelliteConfig", "Sync", "TinyRegistry", "TestSupport",
+                "FleetLink", "Fleet", "JSONCoding", "SatelliteConfig", "Sync", "ContentStore", "OCICore", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -189,7 +236,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SyncTests",
-            dependencies: ["Sync", "CTLSVerify", "TinyRegistry", "TestSupport"],
+            dependencies: [
+                "Sync", "CTLSVerify", "ContentStore", "OCICore", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,6 +1,7 @@
 import Fleet
 import JSONCoding
-import TinyRegistry
+import ContentStore
+import OCICore
 
 #if canImport(Glibc)
 import Glibc
@@ -19,7 +20,7 @@ public struct FleetFiles: Sendable {
     public let folder: String
 
     public init(storeRoot: String) {
-        folder = "\(storeRoot)/fleet"
+        folder = StoreLayout(root: storeRoot).fleet
     }
 
     public var link: String { "\(folder)/link.json" }

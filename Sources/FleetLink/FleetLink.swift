@@ -4,7 +4,8 @@ import Logging
 import SatelliteConfig
 import Synchronization
 import Sync
-import TinyRegistry
+import ContentStore
+import OCICore
 
 /// The satellite's link to Ground Control: onboarding (ZTR), heartbeats, remote config and
 /// credential refresh, with their state kept in the store (``FleetFiles``).

@@ -2,7 +2,8 @@ import Fleet
 import JSONCoding
 import NIOPosix
 import Sync
-import TinyRegistry
+import ContentStore
+import OCICore
 
 /// Ground Control's satellite-facing API (Harbor Satellite's routes): ZTR, heartbeat,
 /// credential refresh. Requests run on a thread of their own, so a slow or unreachable

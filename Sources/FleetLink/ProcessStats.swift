@@ -1,4 +1,5 @@
-import TinyRegistry
+import ContentStore
+import OCICore
 
 #if canImport(Glibc)
 import Glibc

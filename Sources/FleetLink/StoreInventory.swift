@@ -1,5 +1,6 @@
 import Fleet
-import TinyRegistry
+import ContentStore
+import OCICore
 
 /// The images the store holds, for the heartbeat: every tag with the bytes its manifest
 /// needs (config and layers, and for an index the children present).

@@ -1,5 +1,5 @@
 import SatelliteConfig
-import TinyRegistry
+import OCICore
 
 #if canImport(Glibc)
 import Glibc

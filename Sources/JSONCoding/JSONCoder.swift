@@ -60,6 +60,10 @@ private func decodePrimitive<T: Decodable>(_ type: T.Type, _ value: JSON, _ path
     case is Int.Type, is Int8.Type, is Int16.Type, is Int32.Type, is Int64.Type,
         is UInt.Type, is UInt8.Type, is UInt16.Type, is UInt32.Type, is UInt64.Type:
         guard case .number(let n) = value else { throw mismatch(type, value, path) }
+        // Above Int64.max only UInt64/UInt can hold the value: read it exactly, not via Double.
+        if type == UInt64.self || type == UInt.self, Int64(n) == nil, let big = UInt64(n) {
+            return (type == UInt.self ? UInt(exactly: big) as Any? : big as Any?) as? T
+        }
         let integer: Int64? = Int64(n) ?? Double(n).flatMap { $0 == $0.rounded() && abs($0) < 9.2e18 ? Int64($0) : nil }
         guard let integer else { throw mismatch(type, value, path) }
         let converted: Any? =

@@ -1,3 +1,4 @@
+import OCICore
 /// A configuration or profile problem, naming the key path and what is expected there.
 public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Dotted key path such as `sync.bandwidth` or `hooks[1].timeout`; empty for the whole file.

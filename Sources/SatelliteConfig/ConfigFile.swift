@@ -1,4 +1,4 @@
-import TinyRegistry
+import OCICore
 
 /// The satellite-lite config file (JSON), exactly as ../shared/DESIGN.md specifies it.
 ///

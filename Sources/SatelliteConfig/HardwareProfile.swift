@@ -1,3 +1,4 @@
+import OCICore
 /// The tunables of one class of board: every buffer, thread count, limit and default that the
 /// code uses comes from here (or from an explicit config key that overrides it).
 ///

@@ -1,3 +1,4 @@
+import OCICore
 import JSONCoding
 
 /// A parsed JSON document, kept generic so that the config loader can reject unknown keys

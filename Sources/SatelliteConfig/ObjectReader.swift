@@ -1,3 +1,4 @@
+import OCICore
 /// Reads one JSON object of a config or profile file: typed accessors that name the key's
 /// full path in every error, and a final check that rejects keys nobody asked for.
 struct ObjectReader {

@@ -1,4 +1,4 @@
-import TinyRegistry
+import OCICore
 
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,4 @@
-import TinyRegistry
+import OCICore
 
 /// A loaded config with its hardware profile: the effective value of every tunable.
 public struct Settings: Sendable {
@@ -75,25 +75,4 @@ public struct Settings: Sendable {
     public var syncConcurrency: Int { config.sync.concurrency ?? profile.sync.concurrency }
     public var quota: StorageAmount { config.storage.quota ?? profile.storage.quota }
     public var maxConnections: Int { config.registry.maxConnections ?? profile.registry.maxConnections }
-
-    /// The registry's configuration: store location and every server tunable.
-    public var registryConfiguration: RegistryServer.Configuration {
-        RegistryServer.Configuration(
-            host: config.registry.listen.host,
-            port: config.registry.listen.port,
-            eventLoopThreads: profile.registry.eventLoopThreads,
-            blockingThreads: profile.registry.blockingThreads,
-            maxConnections: maxConnections,
-            bufferSize: profile.io.bufferSize,
-            bufferCount: profile.io.bufferCount)
-    }
-
-    public var storeConfiguration: BlobStore.Configuration {
-        BlobStore.Configuration(
-            root: config.storage.path,
-            fsyncOnCommit: profile.storage.fsyncOnCommit,
-            bufferSize: profile.io.bufferSize,
-            uploadTimeout: profile.registry.uploadTimeout,
-            fsyncInterval: profile.storage.fsyncInterval)
-    }
 }

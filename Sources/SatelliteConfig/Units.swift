@@ -1,3 +1,4 @@
+import OCICore
 /// Parsers for the config file's units: sizes ("512MiB", "4GB" or a byte count), durations
 /// ("30s", "5m", "1h30m", "250ms") and rates ("2MB/s", "16Mbit/s").
 ///
@@ -17,7 +18,7 @@ public enum Units {
 
     /// Parses a size such as "512MiB", "4GB", "1.5GiB" or "1048576" into bytes.
     public static func parseSize(_ text: String) -> Int64? {
-        let trimmed = text.trimmingSpaces().lowercased()
+        let trimmed = text.trimmed().lowercased()
         guard let (number, unit) = splitNumber(trimmed) else { return nil }
         if unit.isEmpty { return scale(number, by: 1) }
         guard let factor = sizeUnits.first(where: { $0.0 == unit })?.1 else { return nil }
@@ -26,7 +27,7 @@ public enum Units {
 
     /// Parses a rate such as "2MB/s", "16Mbit/s" or "0" into bytes per second.
     public static func parseRate(_ text: String) -> Int64? {
-        let trimmed = text.trimmingSpaces().lowercased()
+        let trimmed = text.trimmed().lowercased()
         if let bytes = splitNumber(trimmed), bytes.1.isEmpty {
             return scale(bytes.0, by: 1)
         }
@@ -44,7 +45,7 @@ public enum Units {
 
     /// Parses a duration such as "30s", "5m", "1h30m" or "250ms" into nanoseconds.
     public static func parseDuration(_ text: String) -> Int64? {
-        var rest = Substring(text.trimmingSpaces().lowercased())
+        var rest = Substring(text.trimmed().lowercased())
         guard !rest.isEmpty else { return nil }
         if rest == "0" { return 0 }
         var total: Double = 0
@@ -73,7 +74,7 @@ public enum Units {
 
     /// Parses a share such as "20%" into a fraction (0.2).
     public static func parsePercent(_ text: String) -> Double? {
-        let trimmed = text.trimmingSpaces()
+        let trimmed = text.trimmed()
         guard trimmed.hasSuffix("%"), let value = Double(trimmed.dropLast()), value >= 0, value <= 100 else {
             return nil
         }
@@ -81,17 +82,7 @@ public enum Units {
     }
 
     /// Formats a byte count for people: "1.5 GiB".
-    public static func formatSize(_ bytes: Int64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(bytes)
-        var index = 0
-        while abs(value) >= 1024, index < units.count - 1 {
-            value /= 1024
-            index += 1
-        }
-        if index == 0 { return "\(bytes) B" }
-        return "\(formatDecimal(value)) \(units[index])"
-    }
+    public static func formatSize(_ bytes: Int64) -> String { ByteSize.format(bytes) }
 
     /// Formats a duration in nanoseconds for people: "1m30s", "250ms".
     public static func formatDuration(_ nanoseconds: Int64) -> String {
@@ -112,15 +103,12 @@ public enum Units {
         return text
     }
 
-    public static func formatDecimal(_ value: Double) -> String {
-        let tenths = Int64((value * 10).rounded())
-        return tenths % 10 == 0 ? "\(tenths / 10)" : "\(tenths / 10).\(abs(tenths % 10))"
-    }
+    public static func formatDecimal(_ value: Double) -> String { ByteSize.formatDecimal(value) }
 
     private static func splitNumber(_ text: String) -> (Double, String)? {
         let numberPart = text.prefix(while: { $0.isNumber || $0 == "." })
         guard !numberPart.isEmpty, let number = Double(numberPart), number >= 0 else { return nil }
-        let unit = text.dropFirst(numberPart.count).trimmingSpaces()
+        let unit = text.dropFirst(numberPart.count).trimmed()
         return (number, unit)
     }
 
@@ -128,14 +116,5 @@ public enum Units {
         let value = number * Double(factor)
         guard value.isFinite, value < 9.2e18 else { return nil }
         return Int64(value.rounded())
-    }
-}
-
-extension StringProtocol {
-    func trimmingSpaces() -> String {
-        var slice = Substring(self)
-        while let first = slice.first, first.isWhitespace { slice = slice.dropFirst() }
-        while let last = slice.last, last.isWhitespace { slice = slice.dropLast() }
-        return String(slice)
     }
 }

@@ -1,6 +1,7 @@
 import Logging
 import Synchronization
-import TinyRegistry
+import ContentStore
+import OCICore
 
 #if canImport(Glibc)
 import Glibc
@@ -8,10 +9,12 @@ import Glibc
 import Musl
 #endif
 
-/// Reconciles the store with the desired state: one pass resolves every wanted image on the
-/// upstream, downloads the blobs the store lacks (resuming partial ones), and only then makes
-/// each manifest visible and moves its tag. Tags the engine placed that are no longer wanted
-/// are removed. One image failing never stops the others.
+/// Reconciles the store with the desired state: one pass resolves every wanted image on a
+/// ``ContentSource`` (the upstream today), makes room under the quota, downloads the blobs
+/// the store lacks through ``BlobTransfer`` (resuming partial ones), and only then makes each
+/// image visible through the store's ``ImagePublisher``. Tags the engine placed that are no
+/// longer wanted are removed, and their content released. One image failing never stops the
+/// others.
 public final class SyncEngine: Sendable {
     public struct Configuration: Sendable {
         public var source: DesiredStateSource
@@ -69,8 +72,11 @@ public final class SyncEngine: Sendable {
 
     public let configuration: Configuration
     public let store: BlobStore
-    public let client: UpstreamClient
-    private let events: (any SyncEventSink)?
+    /// Where content comes from.
+    public let content: any ContentSource
+    /// The one step that makes content visible.
+    public let publisher: ImagePublisher
+    private let transfer: BlobTransfer
     private let logger: Logger
     private let progress = Mutex<[String: TransferProgress]>([:])
     private let imageStates = Mutex<[String: SyncStatus.Image]>([:])
@@ -83,20 +89,32 @@ public final class SyncEngine: Sendable {
         var started: Int64
     }
 
-    public init(configuration: Configuration, store: BlobStore, client: UpstreamClient, events: (any SyncEventSink)?, logger: Logger) {
+    public init(
+        configuration: Configuration, store: BlobStore, content: any ContentSource, events: (any SyncEventSink)?,
+        policy: any PublishPolicy = AcceptAllPolicy(), logger: Logger
+    ) {
         self.configuration = configuration
         self.store = store
-        self.client = client
-        self.events = events
+        self.content = content
+        self.publisher = ImagePublisher(store: store, policy: policy, events: events, logger: logger)
+        self.transfer = BlobTransfer(source: content, store: store)
         self.logger = logger
     }
+
+    /// Body bytes received from the source so far (all passes of this engine).
+    public var bytesReceived: Int64 { content.bytesReceived }
+    /// Blob transfers that continued a partial download instead of starting over.
+    public var resumeCount: Int64 { transfer.resumeCount }
+
+    /// The store's quota policy for this engine's configuration.
+    var quotaPolicy: QuotaPolicy { QuotaPolicy(quota: configuration.quota, gc: configuration.gcPolicy) }
 
     /// Runs one reconcile pass while holding the store's sync lock (a second sync process
     /// waits for it).
     public func runPass() async -> Report {
         let lock: StoreLock
         do {
-            lock = try StoreLock.acquire(store: store, logger: logger)
+            lock = try await StoreLock.acquire(store: store, logger: logger)
         } catch {
             var report = Report()
             report.failures.append(("(store)", "\(error)"))
@@ -104,11 +122,7 @@ public final class SyncEngine: Sendable {
         }
         defer { lock.release() }
         do {
-            try events?.recover { event in
-                guard let repository = RepositoryName(event.repository) else { return false }
-                let current = store.resolveTag(repository, event.tag)?.description
-                return event.kind == .imageRemoved ? current != event.digest : current == event.digest
-            }
+            try publisher.recoverEvents()
         } catch {
             logger.error("cannot settle the hook events of an interrupted pass", metadata: ["error": "\(error)"])
         }
@@ -128,17 +142,17 @@ public final class SyncEngine: Sendable {
                 writeStatus(running: true, report: nil)
             }
         }
-        let bytesBefore = client.bytesReceived
+        let bytesBefore = content.bytesReceived
         var report = await reconcile()
         writer.cancel()
         await writer.value
-        report.bytesDownloaded = client.bytesReceived - bytesBefore
+        report.bytesDownloaded = content.bytesReceived - bytesBefore
         writeStatus(running: false, report: report)
         let event = SyncEvent(
             kind: report.complete ? .syncCompleted : .syncFailed,
             message: report.failures.first.map { "\($0.image): \($0.error)" }
                 ?? "\(report.present)/\(report.wanted) images present")
-        try? events?.record(event)
+        try? publisher.events?.record(event)
         return report
     }
 
@@ -146,7 +160,7 @@ public final class SyncEngine: Sendable {
         var status = SyncStatus.read(store: store) ?? SyncStatus()
         status.running = running
         status.pid = running ? getpid() : nil
-        let now = BandwidthLimiter.now()
+        let now = MonotonicClock.now()
         status.transfers = progress.withLock { transfers in
             transfers.map { digest, t in
                 let seconds = max(0.001, Double(now - t.started) / 1e9)
@@ -172,7 +186,7 @@ public final class SyncEngine: Sendable {
         var report = Report()
         let wanted: [ImageReference]
         do {
-            (wanted, report.artifact) = try await configuration.source.resolveWithArtifact(client: client)
+            (wanted, report.artifact) = try await configuration.source.resolveWithArtifact(content: content)
         } catch {
             logger.error("cannot read the desired state", metadata: ["error": "\(error)"])
             report.failures.append(("(desired state)", "\(error)"))
@@ -183,8 +197,8 @@ public final class SyncEngine: Sendable {
             states = [:]
             for image in wanted { states[image.description] = .init(image: image.description, state: "missing") }
         }
-        let deadline = BandwidthLimiter.now() + configuration.timeout
-        var managed = ManagedTags.read(store: store)
+        let deadline = MonotonicClock.now() + configuration.timeout
+        let managed = ManagedTags.read(store: store)
         // Phase 1: resolve every image, so the pass knows what it needs before it downloads.
         var plans: [ImagePlan] = []
         for image in wanted {
@@ -215,7 +229,7 @@ public final class SyncEngine: Sendable {
         for plan in plans {
             if Task.isCancelled { break }
             do {
-                let outcome = try await complete(plan, deadline: deadline, managed: &managed)
+                let outcome = try await complete(plan, deadline: deadline)
                 report.present += 1
                 if outcome.updated { report.updated.append(plan.image.description) }
                 setState(plan.image.description, "present", digest: outcome.digest.description)
@@ -227,23 +241,9 @@ public final class SyncEngine: Sendable {
         }
         // Tags this engine placed that nobody wants any more.
         let wantedTags = Set(wanted.compactMap { image in image.tag.map { "\(image.repository):\($0)" } })
-        for (key, digest) in managed.tags.sorted(by: { $0.key < $1.key }) where !wantedTags.contains(key) {
-            guard let colon = key.lastIndex(of: ":"), let repository = RepositoryName(key[..<colon]) else { continue }
-            let tag = String(key[key.index(after: colon)...])
+        for key in managed.tags.keys.sorted() where !wantedTags.contains(key) {
             do {
-                if store.resolveTag(repository, tag)?.description == digest {
-                    let token = try events?.prepare(
-                        SyncEvent(kind: .imageRemoved, repository: repository.value, tag: tag, digest: digest))
-                    do {
-                        _ = try store.deleteTag(repository, tag)
-                    } catch {
-                        if let token { events?.abandon(token) }
-                        throw error
-                    }
-                    if let token { try events?.commit(token) }
-                }
-                managed.tags[key] = nil
-                try managed.write(store: store)
+                try publisher.unpublish(managedTag: key)
                 report.removed.append(key)
                 logger.info("tag removed", metadata: ["image": "\(key)"])
             } catch {
@@ -261,8 +261,8 @@ public final class SyncEngine: Sendable {
     /// An image resolved on the upstream: its manifests and the blobs they need.
     struct ImagePlan {
         var image: ImageReference
-        var top: ManifestFetcher.Fetched
-        var children: [ManifestFetcher.Fetched]
+        var top: ImagePublisher.ManifestContent
+        var children: [ImagePublisher.ManifestContent]
         var blobs: [(Digest, Int64)]
 
         var bytes: Int64 { blobs.reduce(Int64(top.bytes.count)) { $0 + $1.1 } + children.reduce(0) { $0 + Int64($1.bytes.count) } }
@@ -270,17 +270,16 @@ public final class SyncEngine: Sendable {
 
     /// Resolves one image: its manifest, the profile's platform of an index, and its blobs.
     private func resolve(_ image: ImageReference, deadline: Int64) async throws -> ImagePlan {
-        let fetcher = ManifestFetcher(client: client)
         let repository = image.repository
-        let top: ManifestFetcher.Fetched
-        if let local = try await unchangedLocalManifest(image, fetcher: fetcher, deadline: deadline) {
+        let top: ImagePublisher.ManifestContent
+        if let local = try await unchangedLocalManifest(image, deadline: deadline) {
             top = local
         } else {
             top = try await fetchWithRetry(deadline: deadline) {
-                try await fetcher.fetch(repository, reference: image.digest.map { .digest($0) } ?? .tag(image.tag ?? "latest"))
+                try await content.manifest(repository, reference: image.digest.map { .digest($0) } ?? .tag(image.tag ?? "latest"))
             }
         }
-        var children: [ManifestFetcher.Fetched] = []
+        var children: [ImagePublisher.ManifestContent] = []
         if top.manifest.isIndex {
             let selected = try selectPlatforms(top.manifest.manifests ?? [], image: image)
             for descriptor in selected {
@@ -292,7 +291,7 @@ public final class SyncEngine: Sendable {
                     continue
                 }
                 let child = try await fetchWithRetry(deadline: deadline) {
-                    try await fetcher.fetch(repository, reference: .digest(digest))
+                    try await content.manifest(repository, reference: .digest(digest))
                 }
                 guard !child.manifest.isIndex else {
                     throw SyncError(.corrupt, "\(image): nested index \(digest) is not supported")
@@ -331,16 +330,10 @@ public final class SyncEngine: Sendable {
         }
         let desired = sizes.values.reduce(0, +)
         if desired > quota {
-            let list = plans.map { "\($0.image) (\(formatBytes($0.bytes)))" }.joined(separator: ", ")
+            let list = plans.map { "\($0.image) (\(ByteSize.format($0.bytes)))" }.joined(separator: ", ")
             throw SyncError(
-                .storage, "the desired state needs \(formatBytes(desired)) but the quota is \(formatBytes(quota)): \(list)")
+                .storage, "the desired state needs \(ByteSize.format(desired)) but the quota is \(ByteSize.format(quota)): \(list)")
         }
-        var missing: Int64 = 0
-        for (digest, size) in sizes where !store.hasBlob(digest) {
-            missing += max(0, size - store.partialDownloadSize(digest))
-        }
-        var use = GarbageCollector.diskUse(store: store)
-        guard use + missing > quota else { return 0 }
         let wantedTags = Set(wanted.compactMap { image in image.tag.map { "\(image.repository):\($0)" } })
         let roots = GarbageCollector.Roots(
             tags: wantedTags,
@@ -348,103 +341,39 @@ public final class SyncEngine: Sendable {
                 + plans.map { ($0.image.repository, $0.top.digest) },
             released: Set(managed.tags.keys).subtracting(wantedTags),
             blobs: Set(sizes.keys))
-        var evicted: Int64 = 0
-        // A sweep skips what was used after its plan (a pull racing it), so check the room
-        // it made and plan again rather than download past the quota.
-        for _ in 0..<3 {
-            let plan: GarbageCollector.Plan
-            do {
-                plan = try GarbageCollector.plan(store: store, policy: configuration.gcPolicy, roots: roots)
-            } catch {
-                throw SyncError(.storage, "cannot plan garbage collection: \(error)")
-            }
-            let need = use + missing - quota
-            guard plan.candidateBytes >= need else {
-                throw SyncError(
-                    .storage,
-                    "not enough room: \(formatBytes(missing)) to download, \(formatBytes(use)) used of \(formatBytes(quota)), "
-                        + "and only \(formatBytes(plan.candidateBytes)) can be evicted without touching what must be kept")
-            }
-            let sweep = GarbageCollector.sweep(store: store, plan: plan, freeing: need)
-            evicted += sweep.freedBytes
-            logger.info("evicted cached content to make room", metadata: ["bytes": "\(sweep.freedBytes)", "blobs": "\(sweep.removed.count)"])
-            use = GarbageCollector.diskUse(store: store)
-            if use + missing <= quota { return evicted }
+        do {
+            return try quotaPolicy.makeRoom(store: store, for: sizes, roots: roots, logger: logger)
+        } catch let error as QuotaPolicy.Error {
+            throw SyncError(.storage, error.description)
         }
-        throw SyncError(
-            .storage,
-            "not enough room: \(formatBytes(missing)) to download, \(formatBytes(use)) used of \(formatBytes(quota)); "
-                + "cached content kept being used while it was evicted")
     }
 
-    /// Downloads what the image lacks, then makes it visible: children before the index,
-    /// the tag last.
-    private func complete(_ plan: ImagePlan, deadline: Int64, managed: inout ManagedTags) async throws -> Outcome {
-        let image = plan.image, top = plan.top, children = plan.children, blobs = plan.blobs
-        let repository = image.repository
-        try await download(blobs.filter { !store.hasBlob($0.0) }, repository: repository, deadline: deadline)
-
+    /// Downloads what the image lacks, then makes it visible through the publish step:
+    /// children before the index, the tag last.
+    private func complete(_ plan: ImagePlan, deadline: Int64) async throws -> Outcome {
+        let image = plan.image
+        try await download(plan.blobs.filter { !store.hasBlob($0.0) }, repository: image.repository, deadline: deadline)
         do {
-            for (digest, _) in blobs { try store.linkBlob(digest, into: repository) }
-            for child in children where child.digest != top.digest {
-                try store.putBlob(child.bytes, algorithm: child.digest.algorithm)
-                try store.linkManifest(child.digest, mediaType: child.mediaType, into: repository)
-            }
-            try store.putBlob(top.bytes, algorithm: top.digest.algorithm)
-            try store.linkManifest(top.digest, mediaType: top.mediaType, into: repository)
-        } catch {
-            throw SyncError(.storage, "\(image): cannot store: \(error)")
+            let outcome = try publisher.publish(
+                ImagePublisher.Image(
+                    repository: image.repository, tags: image.tag.map { [$0] } ?? [], top: plan.top, children: plan.children,
+                    blobs: plan.blobs.map(\.0), origin: .sync))
+            return Outcome(digest: outcome.digest, updated: outcome.updated)
+        } catch let error as ImagePublisher.Error {
+            throw SyncError(.storage, "\(image): \(error)")
         }
-        var updated = false
-        if let tag = image.tag {
-            let previous = store.resolveTag(repository, tag)
-            let key = "\(repository):\(tag)"
-            if previous != top.digest {
-                let token: SyncEventToken?
-                do {
-                    token = try events?.prepare(
-                        SyncEvent(
-                            kind: .imageUpdated, repository: repository.value, tag: tag, digest: top.digest.description,
-                            previousDigest: previous?.description ?? ""))
-                } catch {
-                    throw SyncError(.storage, "\(image): cannot journal the hook event: \(error)")
-                }
-                do {
-                    try store.setTag(repository, tag, to: top.digest)
-                } catch {
-                    if let token { events?.abandon(token) }
-                    throw SyncError(.storage, "\(image): cannot move the tag: \(error)")
-                }
-                if let token {
-                    do {
-                        try events?.commit(token)
-                    } catch {
-                        logger.error("hook event not committed", metadata: ["image": "\(key)", "error": "\(error)"])
-                    }
-                }
-                updated = true
-                logger.info("image updated", metadata: ["image": "\(key)", "digest": "\(top.digest)", "previous": "\(previous?.description ?? "none")"])
-            }
-            if managed.tags[key] != top.digest.description {
-                managed.tags[key] = top.digest.description
-                try? managed.write(store: store)
-            }
-        }
-        return Outcome(digest: top.digest, updated: updated)
     }
 
     /// The stored manifest when the upstream still has the same one: a digest-pinned image
     /// already here, or a tag whose HEAD announces the digest the local tag holds. Saves
     /// the manifest bytes on every pass over a metered link.
-    private func unchangedLocalManifest(
-        _ image: ImageReference, fetcher: ManifestFetcher, deadline: Int64
-    ) async throws -> ManifestFetcher.Fetched? {
+    private func unchangedLocalManifest(_ image: ImageReference, deadline: Int64) async throws -> ImagePublisher.ManifestContent? {
         let repository = image.repository
         let local: Digest
         if let pinned = image.digest {
             local = pinned
         } else if let tag = image.tag, let tagged = store.resolveTag(repository, tag) {
-            let announced = try await fetchWithRetry(deadline: deadline) { try await fetcher.headDigest(repository, tag: tag) }
+            let announced = try await fetchWithRetry(deadline: deadline) { try await content.manifestDigest(repository, tag: tag) }
             guard announced == tagged else { return nil }
             local = tagged
         } else {
@@ -455,7 +384,7 @@ public final class SyncEngine: Sendable {
             ContentHasher.digest(of: bytes, algorithm: local.algorithm) == local,
             let manifest = try? Manifest.parse(bytes)
         else { return nil }
-        return ManifestFetcher.Fetched(digest: local, mediaType: mediaType, bytes: bytes, manifest: manifest)
+        return ImagePublisher.ManifestContent(digest: local, mediaType: mediaType, bytes: bytes, manifest: manifest)
     }
 
     /// The index entries the profile's platform needs (all of them without a platform).
@@ -487,9 +416,7 @@ public final class SyncEngine: Sendable {
                 return try await body()
             } catch let error as SyncError where error.isRetryable {
                 attempt += 1
-                let flag = CancelFlag()
-                if Task.isCancelled { flag.set() }
-                guard try Retry.wait(attempt: attempt, until: deadline, cancel: flag) else { throw error }
+                guard try await Retry.wait(attempt: attempt, until: deadline) else { throw error }
             }
         }
     }
@@ -506,10 +433,10 @@ public final class SyncEngine: Sendable {
                 group.addTask { [self] in
                     progress.withLock {
                         $0[digest.description] = TransferProgress(
-                            repository: repository.value, size: size, done: 0, startDone: -1, started: BandwidthLimiter.now())
+                            repository: repository.value, size: size, done: 0, startDone: -1, started: MonotonicClock.now())
                     }
                     defer { _ = progress.withLock { $0.removeValue(forKey: digest.description) } }
-                    try await client.download(digest, size: size, repository: repository, into: store, retryUntil: deadline) { done in
+                    try await transfer.download(digest, size: size, repository: repository, deadline: deadline) { done in
                         self.progress.withLock { transfers in
                             guard var t = transfers[digest.description] else { return }
                             if t.startDone < 0 { t.startDone = done }
@@ -529,14 +456,3 @@ public final class SyncEngine: Sendable {
     }
 }
 
-func formatBytes(_ bytes: Int64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    var value = Double(bytes)
-    var index = 0
-    while value >= 1024, index < units.count - 1 {
-        value /= 1024
-        index += 1
-    }
-    if index == 0 { return "\(bytes) B" }
-    return "\(Double(Int(value * 10)) / 10) \(units[index])"
-}

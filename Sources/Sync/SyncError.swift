@@ -1,3 +1,4 @@
+import OCICore
 /// A sync failure as the CLI, the log and `status` show it: what failed and why.
 public struct SyncError: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable {

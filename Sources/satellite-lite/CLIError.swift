@@ -1,3 +1,6 @@
+import CommandParsing
+import ContentStore
+import OCICore
 import Logging
 
 /// A failure the CLI reports as one line (`Error: …`) and exit status 1.

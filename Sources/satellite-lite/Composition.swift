@@ -1,10 +1,34 @@
 import Logging
 import SatelliteConfig
 import Sync
+import CommandParsing
+import ContentStore
+import OCICore
 import TinyRegistry
 
 /// Builds the modules' configurations from the settings: the CLI is where they meet.
 extension Settings {
+    /// The registry's configuration: store location and every server tunable.
+    var registryConfiguration: RegistryServer.Configuration {
+        RegistryServer.Configuration(
+            host: config.registry.listen.host,
+            port: config.registry.listen.port,
+            eventLoopThreads: profile.registry.eventLoopThreads,
+            blockingThreads: profile.registry.blockingThreads,
+            maxConnections: maxConnections,
+            bufferSize: profile.io.bufferSize,
+            bufferCount: profile.io.bufferCount)
+    }
+
+    var storeConfiguration: BlobStore.Configuration {
+        BlobStore.Configuration(
+            root: config.storage.path,
+            fsyncOnCommit: profile.storage.fsyncOnCommit,
+            bufferSize: profile.io.bufferSize,
+            uploadTimeout: profile.registry.uploadTimeout,
+            fsyncInterval: profile.storage.fsyncInterval)
+    }
+
     /// The upstream password from `passwordFile` or `passwordEnv` (never logged).
     func upstreamPassword() throws -> String? {
         guard let upstream = config.upstream else { return nil }
@@ -12,7 +36,7 @@ extension Settings {
         if let file = upstream.passwordFile {
             do {
                 let bytes = try PosixFile.readAll(path: file, limit: 64 * 1024)
-                return String(decoding: bytes, as: UTF8.self).trimmingNewlines()
+                return String(decoding: bytes, as: UTF8.self).trimmed(leading: false, where: { $0.isNewline })
             } catch {
                 throw CLIError("cannot read upstream.passwordFile \(file): \(error)")
             }
@@ -64,7 +88,7 @@ extension Settings {
             configuration: .init(
                 source: source, platform: syncPlatform, concurrency: syncConcurrency, timeout: config.sync.timeout,
                 quota: quotaBytes(store: store), gcPolicy: gcPolicy),
-            store: store, client: client, events: events, logger: logger)
+            store: store, content: client, events: events, logger: logger)
     }
 
     /// The quota in bytes: the configured size, or the profile's share of the filesystem.
@@ -73,6 +97,13 @@ extension Settings {
         case .bytes(let bytes): bytes
         case .share(let share): Int64(Double(GarbageCollector.filesystemSize(store: store)) * share)
         }
+    }
+
+    /// The quota, the watermarks of the run loop's collection, and what GC may evict.
+    func quotaPolicy(store: BlobStore) -> QuotaPolicy {
+        QuotaPolicy(
+            quota: quotaBytes(store: store), highWatermark: profile.gc.highWatermark, lowWatermark: profile.gc.lowWatermark,
+            gc: gcPolicy)
     }
 
     var gcPolicy: GarbageCollector.Policy {
@@ -90,10 +121,3 @@ extension Settings {
     }
 }
 
-extension StringProtocol {
-    func trimmingNewlines() -> String {
-        var slice = Substring(self)
-        while let last = slice.last, last == "\n" || last == "\r" { slice = slice.dropLast() }
-        return String(slice)
-    }
-}

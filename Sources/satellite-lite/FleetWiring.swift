@@ -3,7 +3,8 @@ import JSONCoding
 import Logging
 import SatelliteConfig
 import Sync
-import TinyRegistry
+import ContentStore
+import OCICore
 
 /// Where the fleet link meets the rest of the CLI: the local document remote config is
 /// merged over, and the effective settings of each pass.

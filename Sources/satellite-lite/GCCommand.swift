@@ -1,6 +1,9 @@
 import Logging
 import SatelliteConfig
 import Sync
+import CommandParsing
+import ContentStore
+import OCICore
 import TinyRegistry
 
 struct GCCommand: CLICommand {
@@ -70,7 +73,7 @@ struct VerifyCommand: ConfigOnlyCommand {
         let report = try Verifier.verify(store: store)
         print("verified \(report.checked) blob(s), \(Units.formatSize(report.checkedBytes))")
         for digest in report.corrupt {
-            print("CORRUPT \(digest): moved to \(store.root)/quarantine; the next sync fetches it again")
+            print("CORRUPT \(digest): moved to \(store.layout.quarantine); the next sync fetches it again")
         }
         for image in report.brokenImages {
             print("broken: \(image)")

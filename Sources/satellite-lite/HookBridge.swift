@@ -3,6 +3,9 @@ import Logging
 import SatelliteConfig
 import Synchronization
 import Sync
+import CommandParsing
+import ContentStore
+import OCICore
 import TinyRegistry
 
 /// Connects the sync engine's events to the hook runner: every event is journaled in
@@ -18,7 +21,7 @@ final class HookBridge: SyncEventSink {
     /// nil when the config has no hooks (nothing to journal).
     static func make(settings: Settings, store: BlobStore, logger: Logger) throws -> HookBridge? {
         let runner = try HookRunner(
-            hooks: settings.config.hooks, journalDirectory: HookRunner.journalDirectory(storagePath: store.root),
+            hooks: settings.config.hooks, journalDirectory: store.layout.hooks,
             defaultTimeout: settings.profile.hooks.timeout,
             registryAddress: settings.config.registry.listen.localAddress, logger: logger)
         return HookBridge(runner: runner)
@@ -100,7 +103,7 @@ final class HookBridge: SyncEventSink {
     }
 
     static func recentRuns(store: BlobStore) -> [RunSummary] {
-        let status = HookRunner.status(journalDirectory: HookRunner.journalDirectory(storagePath: store.root))
+        let status = HookRunner.status(journalDirectory: store.layout.hooks)
         return status.recent.suffix(10).map { run in
             RunSummary(
                 event: run.event.kind.rawValue, hook: run.hookIndex, image: run.event.image,

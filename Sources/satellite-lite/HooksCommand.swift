@@ -1,6 +1,9 @@
 import Hooks
 import Logging
 import SatelliteConfig
+import CommandParsing
+import ContentStore
+import OCICore
 import TinyRegistry
 
 #if canImport(Glibc)
@@ -95,7 +98,7 @@ enum HooksCommand: CLICommandGroup {
             if journal {
                 let runner = try HookRunner(
                     configuration: configuration,
-                    journalDirectory: HookRunner.journalDirectory(storagePath: settings.config.storage.path), logger: logger)
+                    journalDirectory: StoreLayout(root: settings.config.storage.path).hooks, logger: logger)
                 guard try runner.enqueue(event) else {
                     print("\(event.kind.rawValue) of \(event.image) is already pending or not a change: nothing journaled")
                     return
@@ -125,7 +128,7 @@ enum HooksCommand: CLICommandGroup {
             let settings = try Settings.load(configPath: options.config)
             let runner = try HookRunner(
                 configuration: HooksCommand.runnerConfiguration(settings),
-                journalDirectory: HookRunner.journalDirectory(storagePath: settings.config.storage.path),
+                journalDirectory: StoreLayout(root: settings.config.storage.path).hooks,
                 logger: HooksCommand.quietLogger())
             let before = runner.status().recent.count
             let pending = runner.status().pending.count
@@ -150,7 +153,7 @@ enum HooksCommand: CLICommandGroup {
         func run() throws {
             let settings = try Settings.load(configPath: options.config)
             let status = HookRunner.status(
-                journalDirectory: HookRunner.journalDirectory(storagePath: settings.config.storage.path))
+                journalDirectory: StoreLayout(root: settings.config.storage.path).hooks)
             if json {
                 struct Output: Encodable {
                     let pending: [HookEvent]

@@ -3,6 +3,9 @@ import Logging
 import SatelliteConfig
 import Synchronization
 import Sync
+import CommandParsing
+import ContentStore
+import OCICore
 import TinyRegistry
 
 #if canImport(Glibc)
@@ -66,7 +69,7 @@ struct RunCommand: ConfigOnlyCommand {
                 // request ends it within its slice.
                 if fleet.record == nil {
                     do {
-                        let deadline = BandwidthLimiter.now() + min(settings.config.state.interval, 30_000_000_000)
+                        let deadline = MonotonicClock.now() + min(settings.config.state.interval, 30_000_000_000)
                         let onboarding = Task { try await fleet.onboard(deadline: deadline) }
                         control.cancelOnStop { onboarding.cancel() }
                         defer { control.cancelOnStop(nil) }
@@ -91,11 +94,11 @@ struct RunCommand: ConfigOnlyCommand {
                 do {
                     var upstream = try settings.makeClient()
                     client = upstream
-                    let started = BandwidthLimiter.now()
+                    let started = MonotonicClock.now()
                     let engine = try settings.makeEngine(store: store, client: upstream, events: hooks, logger: logger)
-                    metrics.passStarted(client: upstream)
+                    metrics.passStarted(engine: engine)
                     var report = await control.whileRunning(Task { await engine.runPass() })
-                    metrics.passFinished(report: report, client: upstream)
+                    metrics.passFinished(report: report, engine: engine)
                     if let fleet, upstream.credentialRejectionCount > 0, !control.stopRequested,
                         await fleet.refreshCredentials(reason: "the registry answered 401")
                     {
@@ -105,14 +108,14 @@ struct RunCommand: ConfigOnlyCommand {
                         upstream = try settings.makeClient()
                         client = upstream
                         let retry = try settings.makeEngine(store: store, client: upstream, events: hooks, logger: logger)
-                        metrics.passStarted(client: upstream)
+                        metrics.passStarted(engine: retry)
                         report = await control.whileRunning(Task { await retry.runPass() })
-                        metrics.passFinished(report: report, client: upstream)
+                        metrics.passFinished(report: report, engine: retry)
                     }
                     logger.info("sync pass finished", metadata: ["summary": "\(report.summary(bandwidth: settings.bandwidth))"])
                     if let fleet {
                         fleet.passFinished(
-                            durationMs: (BandwidthLimiter.now() - started) / 1_000_000, complete: report.complete,
+                            durationMs: (MonotonicClock.now() - started) / 1_000_000, complete: report.complete,
                             artifact: report.artifact, summary: report.activityLine)
                         if await fleet.updateRemoteConfig(client: upstream, local: local) {
                             let effective = settings.withFleet(fleet, local: local)
@@ -130,7 +133,7 @@ struct RunCommand: ConfigOnlyCommand {
             }
             await client?.shutdown()
             store.access.flush()
-            collectIfNeeded(settings: settings, store: store, hooks: hooks, logger: logger, metrics: metrics)
+            await collectIfNeeded(settings: settings, store: store, hooks: hooks, logger: logger, metrics: metrics)
             await control.sleep(nanoseconds: settings.config.state.interval)
             if control.takeReload() {
                 do {
@@ -159,19 +162,14 @@ struct RunCommand: ConfigOnlyCommand {
         store.access.flush()
     }
 
-    /// Online GC at the profile's watermarks: above the high one, evicts unreferenced content
-    /// least recently used first until disk use is under the low one.
-    func collectIfNeeded(settings: Settings, store: BlobStore, hooks: HookBridge?, logger: Logger, metrics: RunMetrics) {
-        let quota = settings.quotaBytes(store: store)
-        let use = GarbageCollector.diskUse(store: store)
-        guard quota > 0, Double(use) > Double(quota) * settings.profile.gc.highWatermark else { return }
+    /// Online GC at the profile's watermarks (the store's ``QuotaPolicy``), reported to the
+    /// metrics and the hooks.
+    func collectIfNeeded(settings: Settings, store: BlobStore, hooks: HookBridge?, logger: Logger, metrics: RunMetrics) async {
+        let policy = settings.quotaPolicy(store: store)
         do {
-            let lock = try StoreLock.acquire(store: store, logger: logger)
-            defer { lock.release() }
-            let plan = try GarbageCollector.plan(store: store, policy: settings.gcPolicy, roots: settings.gcRoots)
-            let target = Int64(Double(quota) * settings.profile.gc.lowWatermark)
-            let sweep = GarbageCollector.sweep(store: store, plan: plan, freeing: use - target)
+            guard let sweep = try await policy.collectIfNeeded(store: store, roots: settings.gcRoots, logger: logger) else { return }
             let after = GarbageCollector.diskUse(store: store)
+            let quota = policy.quota ?? 0
             metrics.gcFinished(freed: sweep.freedBytes)
             logger.info(
                 "garbage collected",

@@ -2,6 +2,9 @@ import Hooks
 import SatelliteConfig
 import Synchronization
 import Sync
+import CommandParsing
+import ContentStore
+import OCICore
 import TinyRegistry
 
 /// The agent's own metrics for `GET /metrics`, next to the registry's request counters.
@@ -13,7 +16,7 @@ final class RunMetrics: Sendable {
         var failedPasses: Int64 = 0
         var gcRuns: Int64 = 0
         var gcFreed: Int64 = 0
-        var client: UpstreamClient?
+        var engine: SyncEngine?
         var clientBaseline: Int64 = 0
         var resumeBaseline: Int64 = 0
         /// Bytes received and when, for the rate in use.
@@ -32,21 +35,21 @@ final class RunMetrics: Sendable {
         self.hooks = hooks
     }
 
-    func passStarted(client: UpstreamClient) {
+    func passStarted(engine: SyncEngine) {
         state.withLock { s in
-            s.client = client
-            s.clientBaseline = client.bytesReceived
-            s.resumeBaseline = client.resumeCount
+            s.engine = engine
+            s.clientBaseline = engine.bytesReceived
+            s.resumeBaseline = engine.resumeCount
         }
     }
 
-    func passFinished(report: SyncEngine.Report, client: UpstreamClient) {
+    func passFinished(report: SyncEngine.Report, engine: SyncEngine) {
         state.withLock { s in
-            s.bytesSynced += client.bytesReceived - s.clientBaseline
-            s.resumes += client.resumeCount - s.resumeBaseline
+            s.bytesSynced += engine.bytesReceived - s.clientBaseline
+            s.resumes += engine.resumeCount - s.resumeBaseline
             s.passes += 1
             if !report.complete { s.failedPasses += 1 }
-            s.client = nil
+            s.engine = nil
             s.storeBytes.time = 0  // measure again at the next scrape
         }
     }
@@ -60,15 +63,15 @@ final class RunMetrics: Sendable {
     }
 
     func render() -> String {
-        let now = BandwidthLimiter.now()
+        let now = MonotonicClock.now()
         let (synced, resumes, passes, failed, gcRuns, gcFreed, rate, storeBytes) = state.withLock { s in
             var synced = s.bytesSynced
             var resumes = s.resumes
             var rate: Int64 = 0
-            if let client = s.client {
-                let received = client.bytesReceived
+            if let engine = s.engine {
+                let received = engine.bytesReceived
                 synced += received - s.clientBaseline
-                resumes += client.resumeCount - s.resumeBaseline
+                resumes += engine.resumeCount - s.resumeBaseline
                 if s.lastSample.time > 0, now > s.lastSample.time, received >= s.lastSample.bytes {
                     rate = Int64(Double(received - s.lastSample.bytes) / (Double(now - s.lastSample.time) / 1e9))
                 }

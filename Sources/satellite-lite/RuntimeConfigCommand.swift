@@ -1,5 +1,9 @@
 import Hooks
+import RuntimeConfig
 import SatelliteConfig
+import CommandParsing
+import ContentStore
+import OCICore
 import TinyRegistry
 
 struct RuntimeConfigCommand: CLICommand {

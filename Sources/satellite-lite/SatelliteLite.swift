@@ -1,7 +1,13 @@
+import CommandParsing
+import ContentStore
+import OCICore
 import JSONCoding
 
 @main
 enum SatelliteLite {
+    /// The release (scripts/build-deb's default package version follows it).
+    static let version = "0.1.0"
+
     static let abstract = "Edge agent of a Harbor Satellite fleet: a verified local OCI registry for small gateways."
 
     static var spec: CommandSpec {
@@ -11,12 +17,23 @@ enum SatelliteLite {
                 .command(RunCommand.self), .command(Serve.self), .command(SyncCommand.self), .command(StatusCommand.self),
                 .group(ConfigCommand.self), .command(Profiles.self), .command(GCCommand.self), .command(VerifyCommand.self),
                 .group(HooksCommand.self), .command(RuntimeConfigCommand.self), .command(HashCommand.self),
-            ])
+            ],
+            version: version)
     }
 
     static func main() async {
         await CommandLineTool.main(root: spec)
     }
+}
+
+extension OptionSpec {
+    /// `--config <file>`, shared by every command.
+    static let config = OptionSpec.value(
+        "config", "file",
+        help: "Config file (JSON). Default: /etc/satellite-lite/config.json if it exists, else the embedded default.")
+
+    /// `--json`: machine-readable output instead of text.
+    static let json = OptionSpec.flag("json", help: "Print JSON.")
 }
 
 /// `--config FILE`, shared by every command.

@@ -1,6 +1,9 @@
 @preconcurrency import Dispatch
 import Logging
 import SatelliteConfig
+import CommandParsing
+import ContentStore
+import OCICore
 import TinyRegistry
 
 #if canImport(Glibc)

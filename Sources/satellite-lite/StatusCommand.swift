@@ -1,6 +1,9 @@
 import FleetLink
 import SatelliteConfig
 import Sync
+import CommandParsing
+import ContentStore
+import OCICore
 import TinyRegistry
 
 #if canImport(Glibc)

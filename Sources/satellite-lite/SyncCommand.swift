@@ -2,6 +2,9 @@ import FleetLink
 import Logging
 import SatelliteConfig
 import Sync
+import CommandParsing
+import ContentStore
+import OCICore
 import TinyRegistry
 
 #if canImport(Glibc)
@@ -27,7 +30,7 @@ struct SyncCommand: ConfigOnlyCommand {
         let local = settings.localDocument()
         if let fleet {
             // Onboard first (once: a stored link is reused), within the pass's time budget.
-            let deadline = BandwidthLimiter.now() + settings.config.sync.timeout
+            let deadline = MonotonicClock.now() + settings.config.sync.timeout
             let onboarding = Task { try await fleet.onboard(deadline: deadline) }
             let stop = SignalWatcher(signals: [SIGTERM, SIGINT]) { _ in onboarding.cancel() }
             defer { stop.cancel() }
@@ -39,7 +42,7 @@ struct SyncCommand: ConfigOnlyCommand {
             }
             settings = settings.withFleet(fleet, local: local).settings
         }
-        let started = BandwidthLimiter.now()
+        let started = MonotonicClock.now()
         var client = try settings.makeClient()
         let hooks = try HookBridge.make(settings: settings, store: store, logger: logger)
         var report = try await Self.pass(settings: settings, store: store, client: client, hooks: hooks, logger: logger)
@@ -51,7 +54,7 @@ struct SyncCommand: ConfigOnlyCommand {
         }
         if let fleet {
             fleet.passFinished(
-                durationMs: (BandwidthLimiter.now() - started) / 1_000_000, complete: report.complete, artifact: report.artifact,
+                durationMs: (MonotonicClock.now() - started) / 1_000_000, complete: report.complete, artifact: report.artifact,
                 summary: report.activityLine)
             _ = await fleet.updateRemoteConfig(client: client, local: local)
             await fleet.shutdown()

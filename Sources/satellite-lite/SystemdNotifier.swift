@@ -1,3 +1,6 @@
+import CommandParsing
+import ContentStore
+import OCICore
 import Logging
 
 #if canImport(Glibc)

@@ -30,6 +30,17 @@ import Glibc
         #expect(missing.output.contains("nope.json"))
     }
 
+    @Test func versionIsOneLine() throws {
+        let result = try cli(["--version"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.output.hasPrefix("satellite-lite "), "\(result)")
+        #expect(result.output.split(separator: "\n").count == 1, "\(result)")
+        let help = try cli(["--help"])
+        #expect(help.output.contains("--version"), "the root help lists it")
+        // Only the root command has it.
+        #expect(try cli(["sync", "--version"]).status == 64)
+    }
+
     @Test func usageErrorsExit64() throws {
         for arguments in [
             ["serve", "--no-such-flag"], ["no-such-command"], ["--bogus"], ["config", "nope"], ["sync", "--config"],

@@ -65,6 +65,12 @@ import TestSupport
             try EndToEnd.run("store_lifecycle.sh", [TestEnvironment.binary], timeout: 600)
         }
 
+        /// Issue 10: what the agent stopped wanting is evictable at once under the quota
+        /// (a desired-state switch, a tag updated every few seconds while clients pull).
+        @Test func releasedContentMakesRoomAtOnce() throws {
+            try EndToEnd.run("quota_released.sh", [TestEnvironment.binary], timeout: 600)
+        }
+
         @Test func containerdPullsThroughRuntimeConfigWithTheUpstreamDown() throws {
             try EndToEnd.run("containerd_runtime_config.sh", [TestEnvironment.binary])
         }

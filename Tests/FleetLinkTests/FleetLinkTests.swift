@@ -6,7 +6,8 @@ import Sync
 import Synchronization
 import TestSupport
 import Testing
-import TinyRegistry
+import ContentStore
+import OCICore
 
 @testable import FleetLink
 
@@ -68,14 +69,14 @@ import Musl
         defer { Task { await server.stop() } }
         let link = try makeLink(server.url, store: temporaryStore())
         let answered = Mutex(false)
-        let started = BandwidthLimiter.now()
+        let started = MonotonicClock.now()
         Task {
             try await Task.sleep(nanoseconds: 2_500_000_000)
             answered.withLock { $0 = true }
             server.setScript { _ in .init(status: 200, body: Self.ztrAnswer) }
         }
         let record = try await link.onboard()
-        let elapsed = BandwidthLimiter.now() - started
+        let elapsed = MonotonicClock.now() - started
         #expect(record.name == "edge-01")
         #expect(answered.withLock { $0 })
         // 503s were retried, each after at least the second Retry-After asks for.
@@ -103,7 +104,7 @@ import Musl
     @Test func unreachableGroundControlNamesNoToken() async throws {
         let link = try makeLink("http://127.0.0.1:1", store: temporaryStore())
         do {
-            _ = try await link.onboard(deadline: BandwidthLimiter.now() + 1_000_000_000)
+            _ = try await link.onboard(deadline: MonotonicClock.now() + 1_000_000_000)
             Issue.record("onboarding succeeded without a server")
         } catch {
             #expect("\(error)".contains("unreachable"))

@@ -6,7 +6,7 @@ import Testing
     /// A heartbeat as Harbor Satellite's Go agent marshals `StatusReportParams`.
     static let goHeartbeat = """
         {"name":"edge-01","activity":"synced 2 images","state_report_interval":"@every 00h00m30s",\
-        "latest_state_digest":"sha256:aa","latest_config_digest":"","memory_used_bytes":9000000000000000000,\
+        "latest_state_digest":"sha256:aa","latest_config_digest":"","memory_used_bytes":18446744073709551615,\
         "storage_used_bytes":123,"cpu_percent":1.25,"request_created_time":"2026-12-05T09:30:00.123456789Z",\
         "last_sync_duration_ms":1500,"image_count":1,"cached_images":[{"reference":"library/nginx:1.27","size_bytes":5000000000}]}
         """
@@ -14,7 +14,7 @@ import Testing
     @Test func heartbeatFromGoAgent() throws {
         let beat = try JSONCoder.decode(Heartbeat.self, from: Array(Self.goHeartbeat.utf8))
         #expect(beat.name == "edge-01")
-        #expect(beat.memoryUsedBytes == 9_000_000_000_000_000_000)
+        #expect(beat.memoryUsedBytes == UInt64.max)
         #expect(beat.cpuPercent == 1.25)
         #expect(beat.cachedImages == [CachedImage(reference: "library/nginx:1.27", sizeBytes: 5_000_000_000)])
         let again = try JSONCoder.decode(Heartbeat.self, from: try JSONCoder.encode(beat))

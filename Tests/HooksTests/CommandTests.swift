@@ -1,6 +1,8 @@
 import Testing
 
 @testable import Hooks
+@testable import RuntimeConfig
+import OCICore
 
 /// The two commands through the built binary: output and exit status.
 @Suite struct CommandTests {

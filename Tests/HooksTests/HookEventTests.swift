@@ -3,6 +3,8 @@ import SatelliteConfig
 import Testing
 
 @testable import Hooks
+@testable import RuntimeConfig
+import OCICore
 
 @Suite struct HookEventTests {
     @Test(arguments: [

@@ -2,6 +2,8 @@ import SatelliteConfig
 import Testing
 
 @testable import Hooks
+@testable import RuntimeConfig
+import OCICore
 
 #if canImport(Glibc)
 import Glibc

@@ -2,6 +2,8 @@ import Logging
 import SatelliteConfig
 
 @testable import Hooks
+@testable import RuntimeConfig
+import OCICore
 
 #if canImport(Glibc)
 import Glibc

@@ -2,6 +2,8 @@ import JSONCoding
 import Testing
 
 @testable import Hooks
+@testable import RuntimeConfig
+import OCICore
 
 @Suite struct TextFormatsTests {
     @Test func orderedJSONKeepsOrderNumbersAndEscapes() throws {

@@ -1,6 +1,6 @@
 import Testing
 import TestSupport
-import TinyRegistry
+import OCICore
 
 @testable import SatelliteConfig
 

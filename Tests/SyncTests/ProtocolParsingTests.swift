@@ -1,14 +1,15 @@
 import Testing
 import TestSupport
-import TinyRegistry
+import ContentStore
+import OCICore
 
 @testable import Sync
 
 @Suite struct ProtocolParsingTests {
     @Test func headerValuesLoseTheirLineEnd() {
         // curl hands header lines over with "\r\n", which Swift reads as one Character.
-        #expect("sha256:abc\r\n".trimmingLineEnd() == "sha256:abc")
-        #expect("bytes 5-9/10\r\n".trimmingLineEnd() == "bytes 5-9/10")
+        #expect("sha256:abc\r\n".trimmed(leading: false) == "sha256:abc")
+        #expect("bytes 5-9/10\r\n".trimmed(leading: false) == "bytes 5-9/10")
     }
 
     @Test func contentRanges() {

@@ -8,6 +8,8 @@ import TestSupport
 import Glibc
 #endif
 
+@testable import ContentStore
+@testable import OCICore
 @testable import TinyRegistry
 
 /// The registry over real loopback, driven by curl (a real HTTP client).
@@ -50,7 +52,7 @@ import Glibc
             for line in headers.split(separator: "\r\n") {
                 let parts = line.split(separator: ":", maxSplits: 1)
                 if parts.count == 2, parts[0].lowercased() == name.lowercased() {
-                    return parts[1].trimmingCharacters()
+                    return parts[1].trimmed()
                 }
             }
             return nil

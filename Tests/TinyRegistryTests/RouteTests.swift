@@ -1,6 +1,8 @@
 import NIOHTTP1
 import Testing
 
+@testable import ContentStore
+@testable import OCICore
 @testable import TinyRegistry
 
 @Suite struct RouteTests {

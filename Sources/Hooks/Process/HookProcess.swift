@@ -1,3 +1,4 @@
+import OCICore
 import CSatelliteSystem
 import Synchronization
 

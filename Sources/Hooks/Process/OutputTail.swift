@@ -1,3 +1,4 @@
+import OCICore
 /// The last `limit` bytes a process wrote, plus a count of everything it wrote: a hook that
 /// prints a gigabyte costs `limit` bytes of memory and nothing on disk.
 public struct OutputTail: Sendable, Equatable {

@@ -1,6 +1,6 @@
 import JSONCoding
 import Logging
-import TinyRegistry
+import OCICore
 
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,4 @@
+import OCICore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -2,7 +2,7 @@ import JSONCoding
 import Logging
 import SatelliteConfig
 import Synchronization
-import TinyRegistry
+import OCICore
 
 /// Runs the configured hooks for events, durably and one at a time.
 ///
@@ -109,13 +109,6 @@ public final class HookRunner: Sendable {
         try self.init(
             configuration: Configuration(hooks: hooks, defaultTimeout: defaultTimeout, registryAddress: registryAddress),
             journalDirectory: journalDirectory, logger: logger)
-    }
-
-    /// `<storage.path>/hooks`: where the agent keeps its journal.
-    public static func journalDirectory(storagePath: String) -> String {
-        var path = storagePath
-        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
-        return "\(path)/hooks"
     }
 
     /// Replaces the hooks (config reload). Events already journaled run the new hooks.

@@ -1,6 +1,7 @@
 import Fleet
 import JSONCoding
-import TinyRegistry
+import ContentStore
+import OCICore
 
 /// What the gateway must hold: a list of images, from the config, a file, or Harbor
 /// Satellite state artifacts in the upstream registry.
@@ -27,14 +28,14 @@ public struct ResolvedArtifact: Sendable, Equatable {
 }
 
 extension DesiredStateSource {
-    /// Reads the desired images. Artifacts are fetched through `client`.
+    /// Reads the desired images. Artifacts are fetched from `content`.
     ///
     /// Throws ``SyncError`` when the source cannot be read or is malformed.
-    func resolve(client: UpstreamClient?) async throws -> [ImageReference] {
-        try await resolveWithArtifact(client: client).images
+    func resolve(content: (any ContentSource)?) async throws -> [ImageReference] {
+        try await resolveWithArtifact(content: content).images
     }
 
-    func resolveWithArtifact(client: UpstreamClient?) async throws -> (images: [ImageReference], artifact: ResolvedArtifact?) {
+    func resolveWithArtifact(content: (any ContentSource)?) async throws -> (images: [ImageReference], artifact: ResolvedArtifact?) {
         switch self {
         case .images(let images):
             return (images, nil)
@@ -47,8 +48,8 @@ extension DesiredStateSource {
             }
             return (try Self.parseImageList(bytes, source: path), nil)
         case .artifact(let reference):
-            guard let client else { throw SyncError(.refused, "a state artifact needs an upstream") }
-            return try await Self.resolveArtifact(reference, client: client)
+            guard let content else { throw SyncError(.refused, "a state artifact needs an upstream") }
+            return try await Self.resolveArtifact(reference, client: content)
         }
     }
 
@@ -72,7 +73,7 @@ extension DesiredStateSource {
 
     /// Reads a satellite state artifact and every group state it names. An image wanted by
     /// two groups stays while either wants it; `deleted` entries drop out; a digest pins.
-    static func resolveArtifact(_ reference: ImageReference, client: UpstreamClient) async throws
+    static func resolveArtifact(_ reference: ImageReference, client: any ContentSource) async throws
         -> (images: [ImageReference], artifact: ResolvedArtifact)
     {
         let (stateDigest, root) = try await readStateDocument(reference, client: client)
@@ -125,25 +126,26 @@ extension DesiredStateSource {
     /// The JSON document inside a state artifact: the first `.json` file of its single
     /// tar.gz layer (or the config blob, for artifacts that carry it there).
     /// Returns the artifact's manifest digest with the document.
-    public static func readStateDocument(_ reference: ImageReference, client: UpstreamClient) async throws
+    public static func readStateDocument(_ reference: ImageReference, client: any ContentSource) async throws
         -> (digest: Digest, document: [UInt8])
     {
-        let resolved = try await ManifestFetcher(client: client).fetch(
+        let resolved = try await client.manifest(
             reference.repository, reference: reference.digest.map { .digest($0) } ?? .tag(reference.tag ?? "latest"))
         guard let layer = resolved.manifest.layers?.first, let digest = Digest(layer.digest) else {
             throw SyncError(.corrupt, "state artifact \(reference) has no layer")
         }
-        let blob = try await client.fetch(
-            "/v2/\(reference.repository)/blobs/\(digest)", scope: "repository:\(reference.repository):pull", limit: 16 << 20)
-        guard blob.status == 200 else {
-            throw SyncError(.notFound, "state artifact \(reference): layer \(digest) answered HTTP \(blob.status)")
+        let body: [UInt8]
+        do {
+            body = try await client.smallBlob(reference.repository, digest: digest, limit: 16 << 20)
+        } catch let error as SyncError {
+            throw SyncError(error.kind, "state artifact \(reference): layer \(digest): \(error)")
         }
-        guard ContentHasher.digest(of: blob.body, algorithm: digest.algorithm) == digest else {
+        guard ContentHasher.digest(of: body, algorithm: digest.algorithm) == digest else {
             throw SyncError(.corrupt, "state artifact \(reference): layer does not match its digest")
         }
-        if blob.body.first == UInt8(ascii: "{") { return (resolved.digest, blob.body) }
+        if body.first == UInt8(ascii: "{") { return (resolved.digest, body) }
         do {
-            let tar = blob.body.starts(with: [0x1f, 0x8b]) ? try Archive.gunzip(blob.body, limit: 16 << 20) : blob.body
+            let tar = body.starts(with: [0x1f, 0x8b]) ? try Archive.gunzip(body, limit: 16 << 20) : body
             for file in try Archive.untar(tar) where file.name.hasSuffix(".json") {
                 return (resolved.digest, file.content)
             }

@@ -1,3 +1,4 @@
+import OCICore
 import CZlib
 
 /// gzip and tar, enough to read a Harbor Satellite state artifact's layer (a small tar.gz
@@ -61,7 +62,7 @@ enum Archive {
             var name = field(0, 100)
             let prefix = field(345, 155)
             if !prefix.isEmpty { name = prefix + "/" + name }
-            let sizeText = field(124, 12).trimmingLineEnd().trimmingLeadingSpaces()
+            let sizeText = field(124, 12).trimmed(leading: false).trimmed(trailing: false)
             guard let size = Int(sizeText, radix: 8), size >= 0 else { throw Error.tar("bad size field \"\(sizeText)\"") }
             let type = data[offset + 156]
             let start = offset + 512

@@ -1,5 +1,6 @@
 import JSONCoding
-import TinyRegistry
+import ContentStore
+import OCICore
 
 /// What `satellite-lite status` shows about syncing: written by the sync engine to
 /// `<store>/sync/status.json` (atomically, about once a second during a pass), read by any
@@ -36,7 +37,7 @@ public struct SyncStatus: Codable, Sendable {
 
     public init() {}
 
-    static func path(store: BlobStore) -> String { "\(store.root)/sync/status.json" }
+    static func path(store: BlobStore) -> String { store.layout.syncStatus }
 
     /// Reads the status a sync engine left in `store`; nil when none ever ran.
     public static func read(store: BlobStore) -> SyncStatus? {
@@ -47,25 +48,5 @@ public struct SyncStatus: Codable, Sendable {
     func write(store: BlobStore) {
         guard let bytes = try? JSONCoder.encode(self) else { return }
         try? PosixFile.writeAtomically(Self.path(store: store), Array(bytes), durable: false)
-    }
-}
-
-/// The tags the sync engine put in the store (as opposed to tags a user pushed), with the
-/// digest each points at: only these are removed when they leave the desired state, and an
-/// `image-updated` event fires only when one of them changes digest.
-struct ManagedTags: Codable {
-    var tags: [String: String] = [:]
-
-    static func path(store: BlobStore) -> String { "\(store.root)/sync/managed.json" }
-
-    static func read(store: BlobStore) -> ManagedTags {
-        guard let bytes = try? PosixFile.readAll(path: path(store: store), limit: 16 << 20),
-            let decoded = try? JSONCoder.decode(ManagedTags.self, from: bytes)
-        else { return ManagedTags() }
-        return decoded
-    }
-
-    func write(store: BlobStore) throws {
-        try PosixFile.writeAtomically(Self.path(store: store), JSONCoder.encode(self), durable: store.configuration.fsyncOnCommit)
     }
 }

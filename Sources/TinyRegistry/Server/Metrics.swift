@@ -1,3 +1,5 @@
+import ContentStore
+import OCICore
 import Synchronization
 
 /// Counters for `GET /metrics` (Prometheus text format).

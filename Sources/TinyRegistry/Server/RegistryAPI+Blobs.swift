@@ -1,3 +1,5 @@
+import ContentStore
+import OCICore
 import NIOCore
 import NIOHTTP1
 
@@ -6,7 +8,7 @@ extension RegistryAPI {
         guard store.repositoryHasBlob(name, digest) else {
             throw RegistryError(.blobUnknown, "blob \(digest) is not known to repository \(name)")
         }
-        store.access.touch(digest)
+        store.noteRead(digest)
         let (fd, size): (Int32, Int64)
         do {
             (fd, size) = try store.openBlob(digest)
@@ -64,13 +66,13 @@ enum ByteRange: Equatable {
     case unsatisfiable
 
     static func parse(_ header: String, size: Int64) -> ByteRange {
-        let text = header.trimmingCharacters()
+        let text = header.trimmed()
         guard text.lowercased().hasPrefix("bytes=") else { return .unsatisfiable }
         let spec = text.dropFirst(6)
         if spec.contains(",") { return .full }
         let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2 else { return .unsatisfiable }
-        let first = parts[0].trimmingCharacters(), second = parts[1].trimmingCharacters()
+        let first = parts[0].trimmed(), second = parts[1].trimmed()
         if first.isEmpty {
             // Suffix range: the last N bytes.
             guard let suffix = Int64(second), suffix > 0, size > 0 else { return .unsatisfiable }
@@ -80,14 +82,5 @@ enum ByteRange: Equatable {
         if second.isEmpty { return .range(start: start, end: size - 1) }
         guard let end = Int64(second), end >= start else { return .unsatisfiable }
         return .range(start: start, end: min(end, size - 1))
-    }
-}
-
-extension StringProtocol {
-    func trimmingCharacters() -> String {
-        var slice = Substring(self)
-        while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
-        while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
-        return String(slice)
     }
 }

@@ -1,3 +1,5 @@
+import ContentStore
+import OCICore
 import JSONCoding
 import NIOCore
 import NIOHTTP1
@@ -23,7 +25,7 @@ extension RegistryAPI {
 
     func getManifest(_ request: Request, _ name: RepositoryName, _ reference: Reference) throws -> Response {
         let (digest, mediaType) = try resolve(name, reference)
-        store.access.touch(digest)
+        store.noteRead(digest)
         let (fd, size): (Int32, Int64)
         do {
             (fd, size) = try store.openBlob(digest)
@@ -54,7 +56,7 @@ extension RegistryAPI {
             throw RegistryError(.manifestInvalid, "\(error)")
         }
         let contentType = request.headers.first(name: "content-type").map {
-            String($0.split(separator: ";", maxSplits: 1)[0]).trimmingCharacters()
+            String($0.split(separator: ";", maxSplits: 1)[0]).trimmed()
         }
         let mediaType = manifest.effectiveMediaType(contentType: contentType)
         if let declared = manifest.mediaType, !declared.isEmpty, let contentType, !contentType.isEmpty,
@@ -91,14 +93,15 @@ extension RegistryAPI {
                 }
             }
         }
-        try store.putBlob(body, algorithm: algorithm)
-        try store.linkManifest(digest, mediaType: mediaType, into: name)
-        if let subject = manifest.subject, let subjectDigest = Digest(subject.digest) {
-            let descriptor = manifest.referrerDescriptor(digest: digest, size: Int64(body.count), mediaType: mediaType)
-            try store.addReferrer(
-                digest, descriptor: JSONCoder.encode(descriptor), subject: subjectDigest, in: name)
+        do {
+            try publisher.publish(
+                ImagePublisher.Image(
+                    repository: name, tags: tags,
+                    top: ImagePublisher.ManifestContent(digest: digest, mediaType: mediaType, bytes: body, manifest: manifest),
+                    origin: .push))
+        } catch ImagePublisher.Error.refused(let reason) {
+            throw RegistryError(.denied, "manifest \(name)@\(digest) refused: \(reason)")
         }
-        for tag in tags { try store.setTag(name, tag, to: digest) }
         var headers = HTTPHeaders()
         headers.add(name: "Location", value: "/v2/\(name)/manifests/\(digest)")
         headers.add(name: "Docker-Content-Digest", value: digest.description)

@@ -1,3 +1,5 @@
+import ContentStore
+import OCICore
 import NIOCore
 import NIOHTTP1
 
@@ -110,7 +112,7 @@ extension RegistryAPI {
     /// A chunk must start where the session stands (`Content-Range: <start>-<end>`).
     private func checkContentRange(_ request: Request, _ session: UploadSession) throws {
         guard let header = request.headers.first(name: "content-range") else { return }
-        var text = Substring(header.trimmingCharacters())
+        var text = Substring(header.trimmed())
         if text.lowercased().hasPrefix("bytes ") { text = text.dropFirst(6) }
         if let slash = text.firstIndex(of: "/") { text = text[..<slash] }
         let parts = text.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)

@@ -1,3 +1,5 @@
+import ContentStore
+import OCICore
 import JSONCoding
 import NIOCore
 import NIOHTTP1
@@ -7,10 +9,13 @@ import NIOHTTP1
 public final class RegistryAPI: Sendable {
     public let store: BlobStore
     public let metrics: Metrics
+    /// The store's publish step: a client's push becomes visible through it, as a sync does.
+    public let publisher: ImagePublisher
 
-    public init(store: BlobStore, metrics: Metrics = Metrics()) {
+    public init(store: BlobStore, metrics: Metrics = Metrics(), policy: any PublishPolicy = AcceptAllPolicy()) {
         self.store = store
         self.metrics = metrics
+        self.publisher = ImagePublisher(store: store, policy: policy)
     }
 
     /// How the HTTP layer treats a request's body.

@@ -1,3 +1,5 @@
+import ContentStore
+import OCICore
 import JSONCoding
 import NIOHTTP1
 
@@ -22,6 +24,8 @@ public struct RegistryError: Error, Sendable, CustomStringConvertible {
         public static let tooManyRequests = Code(value: "TOOMANYREQUESTS", status: .tooManyRequests)
         public static let notFound = Code(value: "NOT_FOUND", status: .notFound)
         public static let unknown = Code(value: "UNKNOWN", status: .internalServerError)
+        /// The store's publish policy refused the content (the trust policy).
+        public static let denied = Code(value: "DENIED", status: .forbidden)
     }
 
     public var code: Code

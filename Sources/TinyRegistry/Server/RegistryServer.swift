@@ -1,3 +1,5 @@
+import ContentStore
+import OCICore
 import Logging
 import NIOCore
 import NIOHTTP1

@@ -1,3 +1,5 @@
+import ContentStore
+import OCICore
 import NIOHTTP1
 
 /// What a handler needs of an HTTP request: method, decoded path, query and headers.

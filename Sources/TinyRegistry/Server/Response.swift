@@ -1,3 +1,5 @@
+import ContentStore
+import OCICore
 import NIOCore
 import NIOHTTP1
 

@@ -1,3 +1,5 @@
+import ContentStore
+import OCICore
 import NIOHTTP1
 
 /// A request path of the registry, parsed and validated. Names and references have matched
