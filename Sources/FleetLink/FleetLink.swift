@@ -64,16 +64,19 @@ public final class FleetLink: Sendable {
     public var status: LinkStatus { state.withLock { $0.status } }
     public var appliedConfig: AppliedConfig? { state.withLock { $0.applied } }
 
+    /// Changes the status and writes it, under the lock so that the heartbeat task and the
+    /// run loop never write an older snapshot over a newer one (a few KB, not fsync'ed).
     func updateStatus(_ change: (inout LinkStatus) -> Void) {
-        let snapshot = state.withLock { s -> LinkStatus in
+        let failure = state.withLock { s -> (any Error)? in
             change(&s.status)
-            return s.status
+            do {
+                try PosixFile.writeAtomically(files.status, try JSONCoder.encode(s.status, pretty: true), durable: false)
+                return nil
+            } catch {
+                return error
+            }
         }
-        do {
-            try PosixFile.writeAtomically(files.status, try JSONCoder.encode(snapshot, pretty: true), durable: false)
-        } catch {
-            logger.warning("cannot write the fleet status", metadata: ["error": "\(error)"])
-        }
+        if let failure { logger.warning("cannot write the fleet status", metadata: ["error": "\(failure)"]) }
     }
 
     /// Records something abnormal for the next heartbeat's `activity`.
