@@ -56,6 +56,10 @@ private func decodePrimitive<T: Decodable>(_ type: T.Type, _ value: JSON, _ path
         return s as? T
     case is Double.Type, is Float.Type:
         guard case .number(let n) = value, let d = Double(n) else { throw mismatch(type, value, path) }
+        // 1e400 parses (the number's text is kept) but is no Double: never hand out an infinity.
+        guard d.isFinite, type != Float.self || Float(d).isFinite else {
+            throw DecodingError.dataCorrupted(.init(codingPath: path, debugDescription: "\(n) does not fit \(type)"))
+        }
         return (type == Float.self ? Float(d) as Any : d as Any) as? T
     case is Int.Type, is Int8.Type, is Int16.Type, is Int32.Type, is Int64.Type,
         is UInt.Type, is UInt8.Type, is UInt16.Type, is UInt32.Type, is UInt64.Type:
