@@ -186,6 +186,31 @@ import Musl
         await link.shutdown()
     }
 
+    @Test func heartbeatListsTheStoresImagesWithTheirSizes() throws {
+        let root = temporaryStore()
+        let store = try BlobStore(configuration: .init(root: root, fsyncOnCommit: false, bufferSize: 65536, uploadTimeout: 60_000_000_000, fsyncInterval: 0))
+        let config = Array(#"{"architecture":"amd64","os":"linux"}"#.utf8)
+        let layer = [UInt8](repeating: 7, count: 5000)
+        let configDigest = try store.putBlob(config)
+        let layerDigest = try store.putBlob(layer)
+        let manifest = Array("""
+            {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",\
+            "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(configDigest)","size":\(config.count)},\
+            "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"\(layerDigest)","size":\(layer.count)}]}
+            """.utf8)
+        let manifestDigest = try store.putBlob(manifest)
+        let repository = try #require(RepositoryName("proj/app"))
+        try store.linkManifest(manifestDigest, mediaType: "application/vnd.oci.image.manifest.v1+json", into: repository)
+        try store.setTag(repository, "v1", to: manifestDigest)
+
+        let link = try makeLink("http://127.0.0.1:1", store: root)
+        let heartbeat = link.makeHeartbeat(store: store)
+        #expect(heartbeat.imageCount == 1)
+        #expect(heartbeat.cachedImages == [CachedImage(reference: "proj/app:v1@\(manifestDigest)", sizeBytes: Int64(manifest.count + config.count + layer.count))])
+        #expect(heartbeat.storageUsedBytes == UInt64(manifest.count + config.count + layer.count))
+        #expect(heartbeat.requestCreatedTime.hasSuffix("Z") && heartbeat.requestCreatedTime.count == 20)
+    }
+
     @Test func remoteConfigRollbackSurvivesRestart() throws {
         let store = temporaryStore()
         var gc = ConfigFile.GroundControl(url: "http://127.0.0.1:1")
