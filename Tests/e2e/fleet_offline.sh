@@ -9,7 +9,8 @@
 #  3. an invalid config state (storage.path) is refused; the last good one stays and
 #     survives a restart (the 2s interval is still in effect after it);
 #  4. heartbeats fail and back off, counted in status and /metrics;
-#  5. the registry password never appears in the log, status or /metrics.
+#  5. a 401 from the registry (rotated secret) triggers one credential refresh;
+#  6. the registry password never appears in the log, status or /metrics.
 # The same steps with the real ground-control are in fleet_ground_control.sh.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -111,10 +112,23 @@ grep -q '^satellite_heartbeat_failures_total [1-9]' "$T/metrics.txt" || fail "/m
 grep -q '^satellite_ground_control_reachable 0' "$T/metrics.txt" || fail "/metrics says Ground Control is reachable"
 log "step 4 ok: $(sat_status '.fleet.heartbeatsFailed') failed heartbeats counted"
 
-# 5. No secret anywhere.
+# 5. The registry refuses the credentials (its robot secret rotated): one refresh is tried.
+kill_wait "$DOCKER_REGISTRY_PID"
+htpasswd -B -b -c "$T/reg/htpasswd" "$ROBOT" "rotated-$RANDOM" >/dev/null 2>&1 || fail "htpasswd -B failed"
+unset_env=()
+for v in $(compgen -e | grep '^REGISTRY_' || true); do unset_env+=(-u "$v"); done
+env "${unset_env[@]}" docker-registry serve "$T/reg/config.yml" >>"$T/reg/registry.log" 2>&1 &
+REG_PID=$!
+on_exit "kill_wait $REG_PID"
+WAIT_HTTP_PID=$REG_PID WAIT_HTTP_LOG="$T/reg/registry.log" wait_http "http://$REG/v2/" 20
+wait_for 20 "a credential refresh after the registry's 401" 'grep -q "reason=the registry answered 401.*credential refresh failed\|credential refresh failed.*reason=the registry answered 401" "$T/sat.log"'
+e2e_skopeo inspect --tls-verify=false --raw "docker://$SAT_ADDR/proj/app:v1" >/dev/null || fail "the satellite stopped serving after the registry refused it"
+log "step 5 ok: the registry's 401 triggered a credential refresh (Ground Control unreachable, so it failed and was reported)"
+
+# 6. No secret anywhere.
 "$BIN" status --config "$T/sat.json" > "$T/status.txt" 2>&1
 "$BIN" status --config "$T/sat.json" --json >> "$T/status.txt" 2>&1
 ! grep -qF -- "$PASSWORD" "$T/sat.log.1" "$T/sat.log" "$T/status.txt" "$T/metrics.txt" "$STORE/fleet/status.json" || fail "the registry password appears in a log, status or /metrics"
 [[ "$(stat -c %a "$STORE/fleet/config.json")" == 600 ]] || fail "fleet/config.json is not 0600"
-log "step 5 ok: no secret in logs, status or /metrics"
+log "step 6 ok: no secret in logs, status or /metrics"
 log "PASS"
