@@ -182,9 +182,23 @@ public final class FleetLink: Sendable {
 
     /// The config with what Ground Control supplies: the central registry with this
     /// satellite's credentials as `upstream`, its satellite-state artifact as `state`.
+    ///
+    /// The registry's credentials cross the link as HTTP Basic: a plain `http://` registry is
+    /// used only when Ground Control itself is reached over plain HTTP (a lab) or
+    /// `groundControl.insecure` says so; otherwise no upstream is set and the log says why.
     public func apply(to config: ConfigFile) -> ConfigFile {
         guard let record else { return config }
         var config = config
+        if record.registryURL.lowercased().hasPrefix("http://"), !configuration.isPlainHTTP, !configuration.insecure {
+            logger.error(
+                "Ground Control names a plain-HTTP registry; not sending credentials over it (set groundControl.insecure to allow)",
+                metadata: ["registry": "\(record.registryURL)"])
+            config.upstream = nil
+            config.state.images = []
+            config.state.file = nil
+            config.state.artifact = nil
+            return config
+        }
         var upstream = ConfigFile.Upstream(url: record.registryURL)
         upstream.username = record.registry.username
         upstream.password = record.registry.password

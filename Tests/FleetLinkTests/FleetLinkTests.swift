@@ -86,6 +86,20 @@ import Musl
         await link.shutdown()
     }
 
+    @Test func plainHTTPRegistryNeedsPlainHTTPGroundControlOrInsecure() throws {
+        let store = temporaryStore()
+        let record = LinkRecord(
+            groundControl: "https://gc.example", name: "edge-01", state: "http://r.example/satellite/satellite-state/edge-01/state:latest",
+            registry: RegistryCredentials(url: "http://r.example", username: "u", password: "p"), onboardedAt: 1)
+        try FleetFiles.writePrivate(FleetFiles(storeRoot: store).link, try JSONCoder.encode(record))
+        var gc = ConfigFile.GroundControl(url: "https://gc.example")
+        #expect(try FleetLink(configuration: gc, storeRoot: store, logger: Logger(label: "test")).apply(to: ConfigFile()).upstream == nil)
+        gc.insecure = true
+        #expect(try FleetLink(configuration: gc, storeRoot: store, logger: Logger(label: "test")).apply(to: ConfigFile()).upstream?.url == "http://r.example")
+        let lab = ConfigFile.GroundControl(url: "http://gc.example")
+        #expect(try FleetLink(configuration: lab, storeRoot: store, logger: Logger(label: "test")).apply(to: ConfigFile()).upstream?.password == "p")
+    }
+
     @Test func refusedTokenIsAnErrorWithoutTheToken() async throws {
         let server = try await ScriptedServer { _ in .init(status: 404, body: #"{"error": "token not found"}"#) }
         defer { Task { await server.stop() } }
