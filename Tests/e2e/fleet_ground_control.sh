@@ -40,12 +40,9 @@ GC_URL="http://127.0.0.1:$GC_PORT"
 REG_PORT=$(free_port)
 REG="127.0.0.1:$REG_PORT"
 mkdir -p "$T/gc"
-printf '%s\n' "$ADMIN_PW" > "$T/gc/registry.password"
-jq -n --arg listen "127.0.0.1:$GC_PORT" --arg db "sqlite://$T/gc/gc.sqlite" --arg reg "http://$REG" \
-    --arg pwf "$T/gc/registry.password" --arg crt "$T/gc/token.crt" --arg key "$T/gc/token.key" \
-    '{listen:$listen, database:$db, heartbeatInterval:"2s",
-      registry:{url:$reg, kind:"distribution", username:"admin", passwordFile:$pwf,
-                tokenCertFile:$crt, tokenKeyFile:$key}}' > "$T/gc/config.json"
+jq -n --arg listen "127.0.0.1:$GC_PORT" --arg db "sqlite://$T/gc/gc.sqlite" --arg reg "http://$REG" --arg data "$T/gc" \
+    '{listen:$listen, database:$db, dataDirectory:$data, heartbeatInterval:"2s",
+      registry:{url:$reg, kind:"distribution"}}' > "$T/gc/config.json"
 GC_PID=
 start_gc() {
     GC_ADMIN_PASSWORD=$ADMIN_PW "$GC" serve --config "$T/gc/config.json" >>"$T/gc/gc.log" 2>&1 &
@@ -55,7 +52,7 @@ start_gc() {
 stop_gc() { [[ -n "$GC_PID" ]] && kill_wait "$GC_PID"; GC_PID=; }
 on_exit 'stop_gc'
 start_gc
-[[ -s "$T/gc/token.crt" ]] || fail "ground-control did not create its token certificate $T/gc/token.crt"
+[[ -s "$T/gc/token-signing.crt" ]] || fail "ground-control did not create its token certificate $T/gc/token-signing.crt"
 
 # ---------------------------------------------------------------- central registry
 start_docker_registry "$T/reg" "auth:
@@ -63,7 +60,7 @@ start_docker_registry "$T/reg" "auth:
     realm: $GC_URL/auth/token
     service: central-registry
     issuer: ground-control
-    rootcertbundle: $T/gc/token.crt"
+    rootcertbundle: $T/gc/token-signing.crt"
 [[ "$DOCKER_REGISTRY_ADDR" == "$REG" ]] || {
     # start_docker_registry picks its own port; tell ground-control where it is.
     REG=$DOCKER_REGISTRY_ADDR
@@ -99,7 +96,7 @@ group_sync() { # ARTIFACT_JSON...
 }
 art() { jq -cn --arg r "$1" --arg t "$2" --arg d "$3" '{repository:$r, tag:[$t], digest:$d, type:"IMAGE", deleted:false}'; }
 group_sync "$(art proj/app v1 "$APP")"
-api POST /api/configs "$(jq -cn --arg reg "http://$REG" '{config_name:"edge-cfg", registry:$reg,
+api POST /api/configs "$(jq -cn '{config_name:"edge-cfg",
     config:{app_config:{state_replication_interval:"@every 00h00m03s", heartbeat_interval:"@every 00h00m02s", log_level:"info"},
             satellite_lite:{sync:{bandwidth:"20MB/s"}}}}')" >/dev/null
 TOKEN=$(api POST /api/satellites '{"name":"edge-01","groups":["site-a"],"config_name":"edge-cfg"}' | jq -r '.token // empty')
