@@ -15,10 +15,7 @@ extension EndToEnd {
         return "\(path)/ground-control"
     }
 
-    /// satellite-lite joins a fleet run by the real ground-control, with Debian's
-    /// docker-registry as the central registry and ground-control as its token issuer.
-    /// It needs the ground-control product: until that lands in this package, the test
-    /// cannot run (and says so) rather than running against a stand-in.
+    /// The fleet link against real peers.
     @Suite struct Fleet {
         /// An onboarded satellite with Ground Control unreachable: serves, syncs from the
         /// registry, applies and refuses remote configs, rolls back across a restart.
@@ -26,8 +23,12 @@ extension EndToEnd {
             try EndToEnd.run("fleet_offline.sh", [TestEnvironment.binary])
         }
 
-        @Test(.enabled(if: access(EndToEnd.groundControlBinary, X_OK) == 0, "needs the ground-control product built next to satellite-lite"))
-        func onboardSyncHeartbeatRemoteConfig() throws {
+        /// satellite-lite joins a fleet run by the real ground-control, with Debian's
+        /// docker-registry as the central registry and ground-control as its token issuer.
+        @Test func onboardSyncHeartbeatRemoteConfig() throws {
+            try #require(
+                access(EndToEnd.groundControlBinary, X_OK) == 0,
+                "no ground-control at \(EndToEnd.groundControlBinary): `swift build --build-tests` builds it")
             try EndToEnd.run(
                 "fleet_ground_control.sh", [TestEnvironment.binary, EndToEnd.groundControlBinary], timeout: 600)
         }
