@@ -41,7 +41,7 @@ public struct FleetRepository: Sendable {
         guard ["system_admin", "admin", "viewer"].contains(role) else {
             throw APIError.badRequest("role: system_admin, admin or viewer")
         }
-        let hash = try Secrets.hashPassword(password)
+        let hash = try Secrets.hashPassword(password, iterations: config.passwordIterations)
         let now = Self.now()
         try await database.transaction { db in
             if try await db.raw("SELECT username FROM gc_users WHERE username = \(bind: username)").first() != nil {
