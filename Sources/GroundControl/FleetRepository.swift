@@ -764,7 +764,9 @@ public struct FleetRepository: Sendable {
         // A leading registry host (with a dot, a port or localhost) is allowed.
         if parts.count > 1, parts[0].contains(".") || parts[0].contains(":") || parts[0] == "localhost" {
             let host = parts.removeFirst()
-            guard host.allSatisfy({ $0.isLetter || $0.isNumber || ".-:".contains($0) }), host.isASCII else { return false }
+            guard host.isASCII, let first = host.first, first.isLetter || first.isNumber, !host.contains(".."),
+                host.allSatisfy({ $0.isLetter || $0.isNumber || ".-:".contains($0) })
+            else { return false }
         }
         return !parts.isEmpty && parts.allSatisfy { FleetNames.isValid($0) || isValidComponent($0) }
     }

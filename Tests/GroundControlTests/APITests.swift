@@ -47,7 +47,7 @@ import Testing
         }
     }
 
-    @Test(arguments: TestDatabases.Kind.allCases)
+    @Test(arguments: TestDatabases.Kind.enabled)
     func onboardingHeartbeatDriftAndRefresh(kind: TestDatabases.Kind) async throws {
         let h = try await Self.harness(kind)
         defer { Task { await h.repository.database.shutdown() } }
@@ -192,7 +192,7 @@ import Testing
         #expect(try await Self.count(h.repository, "gc_heartbeats") == 0)
     }
 
-    @Test(arguments: TestDatabases.Kind.allCases)
+    @Test(arguments: TestDatabases.Kind.enabled)
     func credentialNearExpiryAsksForRefresh(kind: TestDatabases.Kind) async throws {
         var config = TestDatabases.testConfig()
         config.credentialLifetime = 3600
@@ -216,7 +216,7 @@ import Testing
         }
     }
 
-    @Test(arguments: TestDatabases.Kind.allCases)
+    @Test(arguments: TestDatabases.Kind.enabled)
     func badInputIsA4xxAndChangesNoRow(kind: TestDatabases.Kind) async throws {
         let h = try await Self.harness(kind)
         defer { Task { await h.repository.database.shutdown() } }
@@ -257,7 +257,7 @@ import Testing
         #expect(try await Self.count(h.repository, "gc_users") == 1)
     }
 
-    @Test(arguments: TestDatabases.Kind.allCases)
+    @Test(arguments: TestDatabases.Kind.enabled)
     func loginSessionsRolesAndLockout(kind: TestDatabases.Kind) async throws {
         let h = try await Self.harness(kind)
         defer { Task { await h.repository.database.shutdown() } }
@@ -293,7 +293,7 @@ import Testing
         }
     }
 
-    @Test(arguments: TestDatabases.Kind.allCases)
+    @Test(arguments: TestDatabases.Kind.enabled)
     func configsMergePatchAndAssign(kind: TestDatabases.Kind) async throws {
         let h = try await Self.harness(kind)
         defer { Task { await h.repository.database.shutdown() } }

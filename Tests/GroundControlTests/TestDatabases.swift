@@ -9,6 +9,12 @@ enum TestDatabases {
     enum Kind: String, CaseIterable, Sendable, CustomStringConvertible {
         case sqlite, postgres
         var description: String { rawValue }
+
+        /// Both, unless GC_TEST_DATABASES names a subset (`sqlite`, `postgres`).
+        static var enabled: [Kind] {
+            guard let only = ProcessInfo.processInfo.environment["GC_TEST_DATABASES"] else { return allCases }
+            return allCases.filter { only.contains($0.rawValue) }
+        }
     }
 
     static func url(_ kind: Kind) throws -> String {
