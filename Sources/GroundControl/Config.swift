@@ -23,6 +23,8 @@ public struct GroundControlConfig: Sendable, Equatable {
     public var credentialRefreshWindow: Int64 = 7 * 86_400
     /// Requests per minute one credential or token may make on the satellite-facing API.
     public var satelliteRequestsPerMinute: Int64 = 120
+    /// PBKDF2-SHA256 iterations for new password hashes (each hash keeps its own count).
+    public var passwordIterations = Secrets.passwordIterations
 
     public struct Registry: Sendable, Equatable {
         public var url = "http://127.0.0.1:5000"

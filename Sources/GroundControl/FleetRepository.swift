@@ -41,7 +41,7 @@ public struct FleetRepository: Sendable {
         guard ["system_admin", "admin", "viewer"].contains(role) else {
             throw APIError.badRequest("role: system_admin, admin or viewer")
         }
-        let hash = try Secrets.hashPassword(password)
+        let hash = try Secrets.hashPassword(password, iterations: config.passwordIterations)
         let now = Self.now()
         try await database.transaction { db in
             if try await db.raw("SELECT username FROM gc_users WHERE username = \(bind: username)").first() != nil {
@@ -764,7 +764,9 @@ public struct FleetRepository: Sendable {
         // A leading registry host (with a dot, a port or localhost) is allowed.
         if parts.count > 1, parts[0].contains(".") || parts[0].contains(":") || parts[0] == "localhost" {
             let host = parts.removeFirst()
-            guard host.allSatisfy({ $0.isLetter || $0.isNumber || ".-:".contains($0) }), host.isASCII else { return false }
+            guard host.isASCII, let first = host.first, first.isLetter || first.isNumber, !host.contains(".."),
+                host.allSatisfy({ $0.isLetter || $0.isNumber || ".-:".contains($0) })
+            else { return false }
         }
         return !parts.isEmpty && parts.allSatisfy { FleetNames.isValid($0) || isValidComponent($0) }
     }

@@ -9,6 +9,12 @@ enum TestDatabases {
     enum Kind: String, CaseIterable, Sendable, CustomStringConvertible {
         case sqlite, postgres
         var description: String { rawValue }
+
+        /// Both, unless GC_TEST_DATABASES names a subset (`sqlite`, `postgres`).
+        static var enabled: [Kind] {
+            guard let only = ProcessInfo.processInfo.environment["GC_TEST_DATABASES"] else { return allCases }
+            return allCases.filter { only.contains($0.rawValue) }
+        }
     }
 
     static func url(_ kind: Kind) throws -> String {
@@ -39,6 +45,8 @@ enum TestDatabases {
         // Nothing listens there: publishing fails fast and is counted, the API goes on.
         config.registry.url = "http://127.0.0.1:9"
         config.registry.kind = "harbor"
+        // Debug builds run BoringSSL unoptimised: 600,000 rounds per request would take seconds.
+        config.passwordIterations = 1_000
         return config
     }
 }
