@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -10,11 +10,21 @@ let package = Package(
     name: "satellite-lite",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "satellite-lite", targets: ["satellite-lite"])
+        .executable(name: "satellite-lite", targets: ["satellite-lite"]),
+        .executable(name: "ground-control", targets: ["ground-control"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        // Ground Control only (the cloud half; never linked into satellite-lite).
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
         // System libraries. Each folder holds a module map and a header of typed, prefixed shims.
@@ -123,11 +133,29 @@ let package = Package(
             name: "Sync",
             dependencies: [
                 "CCurl",
+                "Fleet",
                 "CTLSVerify",
                 "CZlib",
                 "ContentStore",
                 "JSONCoding",
                 "OCICore",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The satellite's link to Ground Control: onboarding (ZTR), heartbeats, remote
+        // configuration, credential refresh. Over Sync's libcurl layer; no Foundation.
+        .target(
+            name: "FleetLink",
+            dependencies: [
+                "Fleet",
+                "JSONCoding",
+                "SatelliteConfig",
+                "Sync",
+                "ContentStore",
+                "OCICore",
+                "CSatelliteSystem",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -162,6 +190,7 @@ let package = Package(
                 "CommandParsing",
                 "ContentStore",
                 "Hooks",
+                "FleetLink",
                 "JSONCoding",
                 "OCICore",
                 "RuntimeConfig",
@@ -169,6 +198,35 @@ let package = Package(
                 "Sync",
                 "TinyRegistry",
                 "Trust",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Ground Control, the fleet server: API, database (SQLite or PostgreSQL through one
+        // sql-kit query path), registry token issuing, state publishing.
+        .target(
+            name: "GroundControl",
+            dependencies: [
+                "Fleet",
+                "JSONCoding",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ground-control",
+            dependencies: [
+                "GroundControl",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -220,6 +278,25 @@ let package = Package(
             name: "TrustTests",
             dependencies: ["Trust", "JSONCoding"],
             exclude: ["make-fixtures.sh"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FleetLinkTests",
+            dependencies: [
+                "FleetLink", "Fleet", "JSONCoding", "SatelliteConfig", "Sync", "ContentStore", "OCICore", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GroundControlTests",
+            dependencies: [
+                "GroundControl", "Fleet", "JSONCoding",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -19,6 +19,7 @@ import Musl
 /// gc/{access,reads}                          last use and last read of each blob
 /// quarantine/                                blobs verify found corrupt
 /// hooks/                                     the hook journal
+/// fleet/{link,config,status}.json            the Ground Control link (FleetLink; link and config 0600)
 /// ```
 public struct StoreLayout: Sendable, Equatable {
     /// Absolute path of the store.
@@ -93,4 +94,7 @@ public struct StoreLayout: Sendable, Equatable {
     public var readLog: String { "\(gc)/reads" }
 
     public var hooks: String { "\(root)/hooks" }
+
+    /// The fleet link's folder (its files are named by FleetLink's `FleetFiles`).
+    public var fleet: String { "\(root)/fleet" }
 }

@@ -10,6 +10,7 @@ public struct ConfigFile: Sendable, Equatable {
     public var storage = Storage()
     public var registry = Registry()
     public var upstream: Upstream?
+    public var groundControl: GroundControl?
     public var state = State()
     public var sync = Sync()
     public var hooks: [Hook] = []
@@ -57,6 +58,30 @@ public struct ConfigFile: Sendable, Equatable {
         public var passwordEnv: String?
         public var caFile: String?
         public var insecure: Bool = false
+        /// Set by the fleet link from its stored credentials; never read from the file.
+        public var password: String?
+
+        public init(url: String) {
+            self.url = url
+        }
+    }
+
+    /// The fleet link (see ConfigFile+GroundControl.swift).
+    public struct GroundControl: Sendable, Equatable {
+        public var url: String
+        public var tokenFile: String?
+        /// The join token inline (tokenFile is preferred: config files get copied around).
+        public var token: String?
+        /// Nanoseconds between heartbeats.
+        public var heartbeat: Int64 = 30 * 1_000_000_000
+        public var remoteConfig: Bool = true
+        public var remoteHooks: Bool = false
+        public var caFile: String?
+        public var insecure: Bool = false
+
+        public init(url: String) {
+            self.url = url
+        }
     }
 
     public struct State: Sendable, Equatable {
@@ -220,6 +245,10 @@ extension ConfigFile {
                 try policyReader.finish()
                 trust.policies.append(policy)
             }
+            try reader.finish()
+        }
+        if var reader = try root.object("groundControl") {
+            groundControl = try GroundControl(reader: &reader)
             try reader.finish()
         }
         if var reader = try root.object("state") {

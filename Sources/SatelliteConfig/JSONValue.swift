@@ -23,7 +23,7 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
-    init(_ json: JSON) {
+    public init(_ json: JSON) {
         switch json {
         case .null: self = .null
         case .bool(let b): self = .bool(b)

@@ -67,6 +67,8 @@ public final class SyncEngine: Sendable {
         public var bytesDownloaded: Int64 = 0
         /// Bytes evicted from the cache to make room.
         public var bytesEvicted: Int64 = 0
+        /// The state artifact this pass followed, when the desired state is one.
+        public var artifact: ResolvedArtifact?
 
         public var complete: Bool { failures.isEmpty && present == wanted }
     }
@@ -187,7 +189,7 @@ public final class SyncEngine: Sendable {
         var report = Report()
         let wanted: [ImageReference]
         do {
-            wanted = try await configuration.source.resolve(content: content)
+            (wanted, report.artifact) = try await configuration.source.resolveWithArtifact(content: content)
         } catch {
             logger.error("cannot read the desired state", metadata: ["error": "\(error)"])
             report.failures.append(("(desired state)", "\(error)"))

@@ -33,6 +33,7 @@ extension Settings {
     /// The upstream password from `passwordFile` or `passwordEnv` (never logged).
     func upstreamPassword() throws -> String? {
         guard let upstream = config.upstream else { return nil }
+        if let password = upstream.password { return password }
         if let file = upstream.passwordFile {
             do {
                 let bytes = try PosixFile.readAll(path: file, limit: 64 * 1024)

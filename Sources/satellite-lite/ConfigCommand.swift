@@ -45,9 +45,14 @@ enum ConfigCommand: CLICommandGroup {
             for rule in trust.rules {
                 print("trust: \(rule.match): \(rule.action.rawValue), \(rule.verifier.keys.count) key(s) (\(rule.verifier.keys.map(\.name).joined(separator: ", ")))")
             }
+            if let gc = config.groundControl {
+                let token = gc.tokenFile.map { "token file \($0)" } ?? (gc.token != nil ? "inline token" : "no token (must be onboarded already)")
+                print("groundControl: \(gc.url), \(token), heartbeat every \(Units.formatDuration(gc.heartbeat)), remote config \(gc.remoteConfig ? "on" : "off"), remote hooks \(gc.remoteHooks ? "on" : "off")\(gc.insecure ? " (TLS not verified)" : "")")
+                if config.upstream == nil { print("upstream: from Ground Control after onboarding") }
+            }
             if let upstream = config.upstream {
                 print("upstream: \(upstream.url)\(upstream.username.map { " as \($0)" } ?? "")\(upstream.insecure ? " (TLS not verified)" : "")")
-            } else {
+            } else if config.groundControl == nil {
                 print("upstream: none (serve only)")
             }
             if !config.state.images.isEmpty {

@@ -1,3 +1,4 @@
+import FleetLink
 import Logging
 import SatelliteConfig
 import Synchronization
@@ -25,7 +26,7 @@ struct RunCommand: ConfigOnlyCommand {
 
     func run() async throws {
         var settings = try Settings.load(configPath: options.config)
-        let logger = Log.make("satellite-lite")
+        var logger = Log.make("satellite-lite")
         logger.info(
             "configuration",
             metadata: ["config": "\(settings.source)", "profile": "\(settings.profile.name)", "profileReason": "\(settings.profileReason)"])
@@ -37,37 +38,93 @@ struct RunCommand: ConfigOnlyCommand {
             await server.shutdown()
             throw CLIError("cannot listen on \(settings.config.registry.listen): \(error)")
         }
+        let fleet = try settings.openFleetLink(store: store, logger: logger)
+        var local = settings.localDocument()
+        settings = settings.withFleet(fleet, local: local).settings
         let hooks = try HookBridge.make(settings: settings, store: store, logger: logger)
         hooks?.start()
         let metrics = RunMetrics(settings: settings, store: store, hooks: hooks)
         server.api.metrics.addProvider { metrics.render() }
+        if let fleet { server.api.metrics.addProvider { fleet.metricsText() } }
+        var heartbeats: Task<Void, Never>?
         let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)", logger: logger) {
             await server.isResponsive(timeout: .nanoseconds($0))
         }
 
         let control = RunControl()
+        let signalLogger = logger
         let watcher = SignalWatcher(signals: [SIGTERM, SIGINT, SIGHUP]) { signal in
             if signal == SIGHUP {
                 control.requestReload()
             } else {
-                logger.info("stopping", metadata: ["signal": "\(signal)"])
+                signalLogger.info("stopping", metadata: ["signal": "\(signal)"])
                 control.requestStop()
             }
         }
         defer { watcher.cancel() }
 
         while !control.stopRequested {
+            if let fleet {
+                // Onboarding never holds up serving: it runs here, between passes, and a stop
+                // request ends it within its slice.
+                if fleet.record == nil {
+                    do {
+                        let deadline = MonotonicClock.now() + min(settings.config.state.interval, 30_000_000_000)
+                        let onboarding = Task { try await fleet.onboard(deadline: deadline) }
+                        control.cancelOnStop { onboarding.cancel() }
+                        defer { control.cancelOnStop(nil) }
+                        _ = try await onboarding.value
+                    } catch {
+                        if control.stopRequested { break }
+                        logger.error("not onboarded yet", metadata: ["error": "\(error)"])
+                        // A refused token waits for an operator to replace the token file.
+                        let refused = (error as? FleetLinkError)?.isRefusal == true
+                        await control.sleep(nanoseconds: refused ? 60_000_000_000 : 1_000_000_000)
+                        continue
+                    }
+                }
+                let effective = settings.withFleet(fleet, local: local)
+                settings = effective.settings
+                if let level = effective.logLevel { logger.logLevel = level }
+                hooks?.update(settings: settings)
+                if heartbeats == nil { heartbeats = Task { await fleet.runHeartbeats(store: store) } }
+            }
             var client: UpstreamClient?
             if settings.config.upstream != nil, settings.desiredState != nil {
                 do {
-                    let upstream = try settings.makeClient()
+                    var upstream = try settings.makeClient()
                     client = upstream
+                    let started = MonotonicClock.now()
                     let engine = try settings.makeEngine(store: store, client: upstream, events: hooks, logger: logger)
                     metrics.passStarted(engine: engine)
-                    let pass = Task { await engine.runPass() }
-                    let report = await control.whileRunning(pass)
+                    var report = await control.whileRunning(Task { await engine.runPass() })
                     metrics.passFinished(report: report, engine: engine)
+                    if let fleet, upstream.credentialRejectionCount > 0, !control.stopRequested,
+                        await fleet.refreshCredentials(reason: "the registry answered 401")
+                    {
+                        // One retry with the new secret.
+                        await upstream.shutdown()
+                        settings = settings.withFleet(fleet, local: local).settings
+                        upstream = try settings.makeClient()
+                        client = upstream
+                        let retry = try settings.makeEngine(store: store, client: upstream, events: hooks, logger: logger)
+                        metrics.passStarted(engine: retry)
+                        report = await control.whileRunning(Task { await retry.runPass() })
+                        metrics.passFinished(report: report, engine: retry)
+                    }
                     logger.info("sync pass finished", metadata: ["summary": "\(report.summary(bandwidth: settings.bandwidth))"])
+                    if let fleet {
+                        fleet.passFinished(
+                            durationMs: (MonotonicClock.now() - started) / 1_000_000, complete: report.complete,
+                            artifact: report.artifact, summary: report.activityLine)
+                        if await fleet.updateRemoteConfig(client: upstream, local: local) {
+                            let effective = settings.withFleet(fleet, local: local)
+                            settings = effective.settings
+                            if let level = effective.logLevel { logger.logLevel = level }
+                            hooks?.update(settings: settings)
+                            logger.info("remote config in effect", metadata: ["interval": "\(Units.formatDuration(settings.config.state.interval))"])
+                        }
+                    }
                 } catch {
                     logger.error("sync cannot start", metadata: ["error": "\(error)"])
                 }
@@ -86,7 +143,8 @@ struct RunCommand: ConfigOnlyCommand {
                     {
                         logger.warning("registry.listen and storage.path changes take effect after a restart")
                     }
-                    settings = reloaded
+                    local = reloaded.localDocument()
+                    settings = reloaded.withFleet(fleet, local: local).settings
                     hooks?.update(settings: settings)
                     logger.info("configuration reloaded", metadata: ["config": "\(settings.source)"])
                 } catch {
@@ -96,6 +154,9 @@ struct RunCommand: ConfigOnlyCommand {
         }
         SystemdNotifier.send("STOPPING=1")
         watchdog?.cancel()
+        heartbeats?.cancel()
+        await heartbeats?.value
+        await fleet?.shutdown()
         await hooks?.stop()
         await server.shutdown()
         store.access.flush()
@@ -130,6 +191,8 @@ final class RunControl: Sendable {
         /// Counts sleeps, so that a timer of an interrupted sleep cannot end a later one.
         var generation = 0
         var pass: Task<SyncEngine.Report, Never>?
+        /// Cancels other work a stop request must end (onboarding's retries).
+        var cancel: (@Sendable () -> Void)?
     }
 
     private let state = Mutex(State())
@@ -137,13 +200,24 @@ final class RunControl: Sendable {
     var stopRequested: Bool { state.withLock { $0.stop } }
 
     func requestStop() {
-        let (wake, pass) = state.withLock { s -> (CheckedContinuation<Void, Never>?, Task<SyncEngine.Report, Never>?) in
+        let (wake, pass, cancel) = state.withLock { s in
             s.stop = true
             defer { s.wake = nil }
-            return (s.wake, s.pass)
+            return (s.wake, s.pass, s.cancel)
         }
         pass?.cancel()
+        cancel?()
         wake?.resume()
+    }
+
+    /// Registers what a stop request cancels (nil: nothing); a stop already requested
+    /// cancels it at once.
+    func cancelOnStop(_ cancel: (@Sendable () -> Void)?) {
+        let stopped = state.withLock { s in
+            s.cancel = cancel
+            return s.stop
+        }
+        if stopped { cancel?() }
     }
 
     func requestReload() {

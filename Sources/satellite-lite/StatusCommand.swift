@@ -1,3 +1,4 @@
+import FleetLink
 import SatelliteConfig
 import Sync
 import CommandParsing
@@ -39,6 +40,7 @@ struct StatusCommand: ConfigAndJSONCommand {
         var lastSyncError: String?
         var syncRunning: Bool
         var hooks: [HookBridge.RunSummary]
+        var fleet: FleetLinkReport?
     }
 
     func run() throws {
@@ -66,7 +68,8 @@ struct StatusCommand: ConfigAndJSONCommand {
             store: store.root, diskUse: diskUse, quota: settings.quota.description, images: images,
             transfers: running ? sync?.transfers ?? [] : [], lastSyncStarted: sync?.lastSyncStarted,
             lastSyncFinished: sync?.lastSyncFinished, lastSyncOK: sync?.lastSyncOK, lastSyncError: sync?.lastSyncError,
-            syncRunning: running, hooks: HookBridge.recentRuns(store: store))
+            syncRunning: running, hooks: HookBridge.recentRuns(store: store),
+            fleet: settings.config.groundControl.map { FleetLinkReport.read(storeRoot: store.root, groundControl: $0.url) })
         if json {
             try printJSON(report)
             return
@@ -93,6 +96,27 @@ struct StatusCommand: ConfigAndJSONCommand {
         }
         for run in report.hooks {
             print("  hook \(run.event) #\(run.hook) \(run.image): \(run.result) in \(run.duration)")
+        }
+        if let fleet = report.fleet { printFleet(fleet) }
+    }
+
+    func printFleet(_ fleet: FleetLinkReport) {
+        let now = Int64(time(nil))
+        func ago(_ moment: Int64?) -> String {
+            guard let moment else { return "never" }
+            return "\(Units.formatDuration((now - moment) * 1_000_000_000)) ago"
+        }
+        guard fleet.onboarded, let name = fleet.name else {
+            print("fleet: \(fleet.groundControl), not onboarded yet")
+            return
+        }
+        print("fleet: \(fleet.groundControl), onboarded as \(name), registry \(fleet.registry ?? "?")")
+        print("  last heartbeat: \(ago(fleet.lastHeartbeat)) (\(fleet.lastHeartbeatResult.isEmpty ? "none" : fleet.lastHeartbeatResult)); last accepted \(ago(fleet.lastHeartbeatOK)); \(fleet.heartbeatsSent) sent, \(fleet.heartbeatsFailed) failed")
+        if let since = fleet.unreachableSince { print("  Ground Control unreachable since \(ago(since))") }
+        print("  applied state: \(fleet.appliedStateDigest.isEmpty ? "none" : fleet.appliedStateDigest)")
+        print("  applied config: \(fleet.appliedConfigDigest.isEmpty ? "none" : fleet.appliedConfigDigest)")
+        if let refused = fleet.refusedConfigDigest {
+            print("  refused config: \(refused): \(fleet.refusedConfigReason ?? "")")
         }
     }
 }

@@ -1,3 +1,4 @@
+import FleetLink
 import Logging
 import SatelliteConfig
 import Sync
@@ -22,24 +23,60 @@ struct SyncCommand: ConfigOnlyCommand {
     var options: ConfigOption
 
     func run() async throws {
-        let settings = try Settings.load(configPath: options.config)
+        var settings = try Settings.load(configPath: options.config)
         let logger = Log.make("satellite-lite")
         let store = try BlobStore(configuration: settings.storeConfiguration)
-        let client = try settings.makeClient()
+        let fleet = try settings.openFleetLink(store: store, logger: logger)
+        let local = settings.localDocument()
+        if let fleet {
+            // Onboard first (once: a stored link is reused), within the pass's time budget.
+            let deadline = MonotonicClock.now() + settings.config.sync.timeout
+            let onboarding = Task { try await fleet.onboard(deadline: deadline) }
+            let stop = SignalWatcher(signals: [SIGTERM, SIGINT]) { _ in onboarding.cancel() }
+            defer { stop.cancel() }
+            do {
+                _ = try await onboarding.value
+            } catch {
+                await fleet.shutdown()
+                throw CLIError("\(error)")
+            }
+            settings = settings.withFleet(fleet, local: local).settings
+        }
+        let started = MonotonicClock.now()
+        var client = try settings.makeClient()
         let hooks = try HookBridge.make(settings: settings, store: store, logger: logger)
+        var report = try await Self.pass(settings: settings, store: store, client: client, hooks: hooks, logger: logger)
+        if let fleet, client.credentialRejectionCount > 0, await fleet.refreshCredentials(reason: "the registry answered 401") {
+            await client.shutdown()
+            settings = settings.withFleet(fleet, local: local).settings
+            client = try settings.makeClient()
+            report = try await Self.pass(settings: settings, store: store, client: client, hooks: hooks, logger: logger)
+        }
+        if let fleet {
+            fleet.passFinished(
+                durationMs: (MonotonicClock.now() - started) / 1_000_000, complete: report.complete, artifact: report.artifact,
+                summary: report.activityLine)
+            _ = await fleet.updateRemoteConfig(client: client, local: local)
+            await fleet.shutdown()
+        }
+        await hooks?.drain()
+        await client.shutdown()
+        print(report.summary(bandwidth: settings.bandwidth))
+        if !report.complete { throw ExitCode.failure }
+    }
+
+    /// One pass; SIGTERM/SIGINT cancel it: transfers stop, partial files stay for the next run.
+    static func pass(settings: Settings, store: BlobStore, client: UpstreamClient, hooks: HookBridge?, logger: Logger) async throws
+        -> SyncEngine.Report
+    {
         let engine = try settings.makeEngine(store: store, client: client, events: hooks, logger: logger)
-        // SIGTERM/SIGINT cancel the pass: transfers stop, partial files stay for the next run.
         let pass = Task { await engine.runPass() }
         let stop = SignalWatcher(signals: [SIGTERM, SIGINT]) { signal in
             logger.info("stopping", metadata: ["signal": "\(signal)"])
             pass.cancel()
         }
         defer { stop.cancel() }
-        let report = await pass.value
-        await hooks?.drain()
-        await client.shutdown()
-        print(report.summary(bandwidth: settings.bandwidth))
-        if !report.complete { throw ExitCode.failure }
+        return await pass.value
     }
 }
 

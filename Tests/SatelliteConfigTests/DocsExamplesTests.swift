@@ -94,6 +94,7 @@ import TestSupport
             ("storage.", #"{"storage": {"\#(unknown)": 1}}"#),
             ("registry.", #"{"registry": {"\#(unknown)": 1}}"#),
             ("upstream.", #"{"upstream": {"url": "http://h", "\#(unknown)": 1}}"#),
+            ("groundControl.", #"{"groundControl": {"url": "http://h", "\#(unknown)": 1}}"#),
             ("state.", #"{"state": {"\#(unknown)": 1}}"#),
             ("sync.", #"{"sync": {"\#(unknown)": 1}}"#),
             ("trust.", #"{"trust": {"\#(unknown)": 1}}"#),

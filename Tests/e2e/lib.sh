@@ -235,3 +235,14 @@ CONFIG
     e2e_ctr plugins ls 2>/dev/null | awk -v s="$SNAPSHOTTER" '$1=="io.containerd.snapshotter.v1" && $2==s && $4=="ok"{f=1} END{exit !f}' \
         || fail "containerd snapshotter $SNAPSHOTTER is not ok here (try E2E_SNAPSHOTTER=native)"
 }
+
+# wait_until SECONDS WHAT 'SHELL CONDITION' [LOG]: poll the condition (evaluated afresh each
+# time) every 0.3 s; on timeout fail naming WHAT and the last lines of LOG.
+wait_until() {
+    local t=$1 what=$2 condition=$3 logfile=${4:-} deadline
+    deadline=$(( SECONDS + t ))
+    until eval "$condition" >/dev/null 2>&1; do
+        (( SECONDS < deadline )) || fail "timed out after ${t}s waiting for $what${logfile:+; log: $(tail -n 5 "$logfile" 2>/dev/null | tr '\n' ' ' | cut -c1-600)}"
+        sleep 0.3
+    done
+}

@@ -1,3 +1,4 @@
+import Fleet
 import JSONCoding
 import ContentStore
 import OCICore
@@ -12,13 +13,18 @@ public enum DesiredStateSource: Sendable, Equatable {
     case artifact(ImageReference)
 }
 
-/// One group state's entry, as Harbor Satellite writes it.
-struct GroupArtifact: Decodable {
-    var repository: String
-    var tag: [String]?
-    var digest: String?
-    var type: String?
-    var deleted: Bool?
+/// What a state artifact said, beyond its images: which artifact digest was read and which
+/// config it names (the fleet link reports and applies them).
+public struct ResolvedArtifact: Sendable, Equatable {
+    /// Manifest digest of the satellite-state artifact read in this pass.
+    public var stateDigest: String
+    /// The config-state reference it names (empty: none).
+    public var configReference: String
+
+    public init(stateDigest: String, configReference: String) {
+        self.stateDigest = stateDigest
+        self.configReference = configReference
+    }
 }
 
 extension DesiredStateSource {
@@ -26,9 +32,13 @@ extension DesiredStateSource {
     ///
     /// Throws ``SyncError`` when the source cannot be read or is malformed.
     func resolve(content: (any ContentSource)?) async throws -> [ImageReference] {
+        try await resolveWithArtifact(content: content).images
+    }
+
+    func resolveWithArtifact(content: (any ContentSource)?) async throws -> (images: [ImageReference], artifact: ResolvedArtifact?) {
         switch self {
         case .images(let images):
-            return images
+            return (images, nil)
         case .file(let path):
             let bytes: [UInt8]
             do {
@@ -36,7 +46,7 @@ extension DesiredStateSource {
             } catch {
                 throw SyncError(.storage, "cannot read state file \(path): \(error)")
             }
-            return try Self.parseImageList(bytes, source: path)
+            return (try Self.parseImageList(bytes, source: path), nil)
         case .artifact(let reference):
             guard let content else { throw SyncError(.refused, "a state artifact needs an upstream") }
             return try await Self.resolveArtifact(reference, client: content)
@@ -63,38 +73,30 @@ extension DesiredStateSource {
 
     /// Reads a satellite state artifact and every group state it names. An image wanted by
     /// two groups stays while either wants it; `deleted` entries drop out; a digest pins.
-    static func resolveArtifact(_ reference: ImageReference, client: any ContentSource) async throws -> [ImageReference] {
-        struct SatelliteState: Decodable {
-            var states: [String]?
-            var config: String?
-        }
-        struct GroupState: Decodable {
-            var group: String?
-            var registry: String?
-            var artifacts: [GroupArtifact]?
-        }
-        let root = try await readStateDocument(reference, client: client)
+    static func resolveArtifact(_ reference: ImageReference, client: any ContentSource) async throws
+        -> (images: [ImageReference], artifact: ResolvedArtifact)
+    {
+        let (stateDigest, root) = try await readStateDocument(reference, client: client)
         guard let satellite = try? JSONCoder.decode(SatelliteState.self, from: root) else {
             throw SyncError(.corrupt, "state artifact \(reference) does not hold {\"states\": [...]}")
         }
         var wanted: [ImageReference] = []
         var seen = Set<String>()
-        for stateText in satellite.states ?? [] {
+        for stateText in satellite.states {
             let trimmed = Self.stripRegistryHost(stateText)
             guard let groupReference = ImageReference(trimmed) else {
                 throw SyncError(.corrupt, "state artifact \(reference) names an invalid group state \"\(stateText)\"")
             }
-            let bytes = try await readStateDocument(groupReference, client: client)
+            let (_, bytes) = try await readStateDocument(groupReference, client: client)
             guard let group = try? JSONCoder.decode(GroupState.self, from: bytes) else {
                 throw SyncError(.corrupt, "group state \(groupReference) does not hold {\"artifacts\": [...]}")
             }
-            for artifact in group.artifacts ?? [] where artifact.deleted != true {
-                if let type = artifact.type, type.uppercased() != "IMAGE" { continue }
+            for artifact in group.artifacts where artifact.isWantedImage {
                 guard let repository = RepositoryName(Self.stripRegistryHost(artifact.repository)) else {
                     throw SyncError(.corrupt, "group state \(groupReference): invalid repository \"\(artifact.repository)\"")
                 }
-                let digest = artifact.digest.flatMap { $0.isEmpty ? nil : Digest($0) }
-                let tags = (artifact.tag ?? []).filter { Reference.isValidTag($0) }
+                let digest = artifact.digest.isEmpty ? nil : Digest(artifact.digest)
+                let tags = artifact.tag.filter { Reference.isValidTag($0) }
                 let entries: [ImageReference] =
                     tags.isEmpty
                     ? [ImageReference(repository: repository, tag: digest == nil ? "latest" : nil, digest: digest)]
@@ -104,12 +106,12 @@ extension DesiredStateSource {
                 }
             }
         }
-        return wanted
+        return (wanted, ResolvedArtifact(stateDigest: stateDigest.description, configReference: satellite.config))
     }
 
     /// Harbor writes repositories with the registry host ("harbor.example.com/proj/app");
     /// the store keeps only the path.
-    static func stripRegistryHost(_ text: String) -> String {
+    public static func stripRegistryHost(_ text: String) -> String {
         var text = text
         for scheme in ["https://", "http://"] where text.hasPrefix(scheme) { text = String(text.dropFirst(scheme.count)) }
         if let slash = text.firstIndex(of: "/") {
@@ -123,7 +125,10 @@ extension DesiredStateSource {
 
     /// The JSON document inside a state artifact: the first `.json` file of its single
     /// tar.gz layer (or the config blob, for artifacts that carry it there).
-    static func readStateDocument(_ reference: ImageReference, client: any ContentSource) async throws -> [UInt8] {
+    /// Returns the artifact's manifest digest with the document.
+    public static func readStateDocument(_ reference: ImageReference, client: any ContentSource) async throws
+        -> (digest: Digest, document: [UInt8])
+    {
         let resolved = try await client.manifest(
             reference.repository, reference: reference.digest.map { .digest($0) } ?? .tag(reference.tag ?? "latest"))
         guard let layer = resolved.manifest.layers?.first, let digest = Digest(layer.digest) else {
@@ -138,11 +143,11 @@ extension DesiredStateSource {
         guard ContentHasher.digest(of: body, algorithm: digest.algorithm) == digest else {
             throw SyncError(.corrupt, "state artifact \(reference): layer does not match its digest")
         }
-        if body.first == UInt8(ascii: "{") { return body }
+        if body.first == UInt8(ascii: "{") { return (resolved.digest, body) }
         do {
             let tar = body.starts(with: [0x1f, 0x8b]) ? try Archive.gunzip(body, limit: 16 << 20) : body
             for file in try Archive.untar(tar) where file.name.hasSuffix(".json") {
-                return file.content
+                return (resolved.digest, file.content)
             }
         } catch let error as Archive.Error {
             throw SyncError(.corrupt, "state artifact \(reference): \(error)")

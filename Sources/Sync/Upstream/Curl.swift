@@ -30,6 +30,8 @@ final class CurlTransfer {
         var followRedirects = true
         /// Size of curl's receive buffer (the profile's I/O buffer).
         var bufferSize = 65536
+        /// A small request body (JSON to Ground Control), copied by curl.
+        var body: [UInt8]?
     }
 
     struct Response {
@@ -184,6 +186,10 @@ final class CurlTransfer {
                 _ = ccurl_setopt_long(handle, CURLOPT_NOBODY, 1)
             } else if options.method != "GET" {
                 _ = ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, options.method)
+            }
+            if let body = options.body {
+                _ = ccurl_setopt_off(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+                _ = body.withUnsafeBytes { ccurl_setopt_ptr(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: $0.baseAddress)) }
             }
             if let caFile = options.caFile { _ = ccurl_setopt_string(handle, CURLOPT_CAINFO, caFile) }
             if !options.insecure { _ = ctls_enable_ip_san_check(handle, peer) }

@@ -48,6 +48,7 @@ public final class UpstreamClient: Sendable {
 
     /// Bytes received from the upstream (body bytes, all requests).
     private let received = Atomic<Int64>(0)
+    private let credentialRejections = Atomic<Int64>(0)
 
     struct AuthState {
         /// Bearer tokens by scope, with their expiry (monotonic ns).
@@ -69,6 +70,9 @@ public final class UpstreamClient: Sendable {
     }
 
     public var bytesReceived: Int64 { received.load(ordering: .relaxed) }
+    /// Times the registry (or its token server) answered 401 to our credentials: the fleet
+    /// link then refreshes them once.
+    public var credentialRejectionCount: Int64 { credentialRejections.load(ordering: .relaxed) }
 
     private var options: CurlTransfer.Options {
         var options = CurlTransfer.Options()
@@ -123,7 +127,10 @@ public final class UpstreamClient: Sendable {
                 defer { state.useBasic = true }
                 return state.useBasic
             }
-            if already { throw SyncError(.refused, "upstream rejected the credentials of \(configuration.username ?? "")") }
+            if already {
+                credentialRejections.add(1, ordering: .relaxed)
+                throw SyncError(.refused, "upstream rejected the credentials of \(configuration.username ?? "")")
+            }
             return
         }
         guard parsed.scheme == "bearer", let realm = parsed.parameters["realm"] else {
@@ -141,6 +148,7 @@ public final class UpstreamClient: Sendable {
             body.append(contentsOf: bytes)
         }
         guard response.status == 200 else {
+            if response.status == 401 { credentialRejections.add(1, ordering: .relaxed) }
             throw SyncError(
                 .refused,
                 "token server \(realm) refused \(configuration.username.map { "user \($0)" } ?? "anonymous access") (HTTP \(response.status))")
@@ -408,8 +416,8 @@ func percentEncode(_ text: String) -> String {
     return out
 }
 
-enum Base64 {
-    static func encode(_ bytes: [UInt8]) -> String {
+public enum Base64 {
+    public static func encode(_ bytes: [UInt8]) -> String {
         let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
         var out: [UInt8] = []
         var i = 0
