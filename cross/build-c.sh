@@ -114,11 +114,11 @@ done
 compile_csha256 "$OUT/csha256.o"
 compile "$OUT/shim_test-static.log" "${CC[@]}" "${CFLAGS[@]}" -I"$CURL_PREFIX/include" \
   "$ROOT/cross/test/shim_test.c" "$OUT/csha256.o" "${OBJS[@]}" -o "$OUT/shim_test-static" -static \
-  -L"$CURL_PREFIX/lib" -lcurl -lmbedtls -lmbedx509 -lmbedcrypto -lz -lpthread
+  -L"$CURL_PREFIX/lib" -lcurl -lmbedtls -lmbedx509 -lmbedcrypto -lz -lcrypt -lpthread
 # The dynamic variant must see the sysroot's (or system's) curl headers, not the static build's.
 compile "$OUT/shim_test-dynamic.log" "${CC[@]}" "${CFLAGS[@]}" \
   "$ROOT/cross/test/shim_test.c" "$OUT/csha256.o" "${OBJS[@]}" -o "$OUT/shim_test-dynamic" \
-  -lcurl -lmbedtls -lmbedx509 -lmbedcrypto -lz -lpthread
+  -lcurl -lmbedtls -lmbedx509 -lmbedcrypto -lz -lcrypt -lpthread
 file -b "$OUT/shim_test-static" | grep -q 'statically linked' || die "shim_test-static is not static: $(file -b "$OUT/shim_test-static")"
 
 # SwiftPM compiles C targets with the toolchain's clang: check csha256.c compiles there too.
@@ -175,7 +175,7 @@ if [[ $ARCH == armhf ]]; then
   if compile_csha256 "$OUT/csha256-armv8.o" "${v8flags[@]}"; then
     compile "$OUT/shim_test-armv8.log" "${CC[@]}" "${CFLAGS[@]}" "${v8flags[@]}" -I"$CURL_PREFIX/include" \
       "$ROOT/cross/test/shim_test.c" "$OUT/csha256-armv8.o" "${OBJS[@]}" -o "$OUT/shim_test-armv8" -static \
-      -L"$CURL_PREFIX/lib" -lcurl -lmbedtls -lmbedx509 -lmbedcrypto -lz -lpthread
+      -L"$CURL_PREFIX/lib" -lcurl -lmbedtls -lmbedx509 -lmbedcrypto -lz -lcrypt -lpthread
     run static-armv8-aarch32 mbedTLS armv8-ce -- "$QEMU" -cpu max "$OUT/shim_test-armv8"
   fi
 fi
