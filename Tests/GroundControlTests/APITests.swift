@@ -333,3 +333,79 @@ import Testing
         #expect(state?.config == "127.0.0.1:9/satellite/config-state/other/state:latest")
     }
 }
+
+/// Two ground-control replicas over one PostgreSQL behave as one.
+@Suite struct ReplicaTests {
+    @Test func twoReplicasShareTokensSessionsAndRateLimits() async throws {
+        guard TestDatabases.Kind.enabled.contains(.postgres) else { return }
+        var config = TestDatabases.testConfig()
+        config.satelliteRequestsPerMinute = 4
+        let first = try await TestDatabases.open(.postgres, config: config)
+        config.database = first.config.database
+        var logger = Logger(label: "gc-test")
+        logger.logLevel = .critical
+        let second = FleetRepository(
+            database: try await FleetDatabase.open(url: config.database, logger: logger), config: config)
+        defer {
+            Task {
+                await first.database.shutdown()
+                await second.database.shutdown()
+            }
+        }
+        _ = try await first.bootstrapAdmin(password: APITests.adminPassword)
+        #expect(try await second.bootstrapAdmin(password: "another-password") == nil)
+        func app(_ repository: FleetRepository) -> some ApplicationProtocol {
+            buildApplication(
+                config: config, repository: repository,
+                publisher: StatePublisher(repository: repository, config: config, tokenIssuer: nil, logger: logger),
+                tokenIssuer: nil, logger: logger)
+        }
+        let a = app(first)
+        let b = app(second)
+        @Sendable func string(_ json: JSON, _ key: String) -> String {
+            if case .string(let t)? = json[key] { return t }
+            return ""
+        }
+        let (token, session) = try await a.test(.router) { client in
+            let token = try await client.execute(
+                uri: "/api/satellites", method: .post, headers: APITests.admin, body: APITests.body(#"{"name":"edge-01"}"#)
+            ) { string(APITests.json($0), "token") }
+            let session = try await client.execute(
+                uri: "/login", method: .post,
+                body: APITests.body(#"{"username":"admin","password":"\#(APITests.adminPassword)"}"#)
+            ) { string(APITests.json($0), "token") }
+            return (token, session)
+        }
+        // The token, spent concurrently on both replicas, is granted exactly once.
+        async let onA: HTTPResponse.Status = a.test(.router) { client in
+            try await client.execute(uri: "/satellites/ztr/\(token)", method: .get) { $0.status }
+        }
+        async let onB: HTTPResponse.Status = b.test(.router) { client in
+            try await client.execute(uri: "/satellites/ztr/\(token)", method: .get) { $0.status }
+        }
+        let statuses = try await [onA, onB]
+        #expect(statuses.filter { $0 == .ok }.count == 1)
+        #expect(statuses.filter { $0 == .badRequest }.count == 1)
+        // A session made on one replica works on the other; the satellite is there too.
+        try await b.test(.router) { client in
+            try await client.execute(
+                uri: "/api/satellites/edge-01", method: .get, headers: [.authorization: "Bearer \(session)"]
+            ) { #expect($0.status == .ok) }
+        }
+        // The per-credential rate limit is one budget across replicas.
+        var codes: [HTTPResponse.Status] = []
+        for index in 0..<6 {
+            let replica = index % 2 == 0 ? a : b
+            codes.append(
+                try await replica.test(.router) { client in
+                    try await client.execute(
+                        uri: "/satellites/sync", method: .post,
+                        headers: [.authorization: APITests.basic("robot$satellite-edge-01", "wrong-\(index)")],
+                        body: APITests.body("{}")
+                    ) { $0.status }
+                })
+        }
+        #expect(codes.prefix(4).allSatisfy { $0 == .unauthorized })
+        #expect(codes.suffix(2).allSatisfy { $0 == .tooManyRequests })
+    }
+}

@@ -77,15 +77,9 @@ enum PostgresCluster {
         ])
         dataDirectory = data
         atexit {
-            let stop = Process()
-            stop.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            let pgctl = PostgresCluster.binary("pg_ctl")
-            stop.arguments =
-                getuid() == 0
-                ? ["runuser", "-u", "postgres", "--", pgctl, "-D", PostgresCluster.dataDirectory, "-m", "immediate", "stop"]
-                : [pgctl, "-D", PostgresCluster.dataDirectory, "-m", "immediate", "stop"]
-            try? stop.run()
-            stop.waitUntilExit()
+            try? PostgresCluster.runAsPostgres([
+                PostgresCluster.binary("pg_ctl"), "-D", PostgresCluster.dataDirectory, "-m", "immediate", "stop",
+            ])
         }
         return port
     }
@@ -94,15 +88,12 @@ enum PostgresCluster {
         try run(getuid() == 0 ? ["runuser", "-u", "postgres", "--"] + arguments : arguments)
     }
 
+    /// Runs through /bin/sh with every output to /dev/null. Not Foundation's Process: the
+    /// server pg_ctl leaves running would inherit the descriptor Process watches for the
+    /// child's end, and waitUntilExit would wait for the server.
     static func run(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw ConfigError("\(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
-        }
+        let quoted = arguments.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        let status = system(quoted + " </dev/null >/dev/null 2>&1")
+        guard status == 0 else { throw ConfigError("\(arguments.joined(separator: " ")) failed (\(status))") }
     }
 }
