@@ -219,6 +219,9 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            // The OpenAPI document served at /openapi.json, compiled into the binary; the
+            // file is a link to docs/ground-control.openapi.json, the one source.
+            resources: [.embedInCode("Resources/openapi.json")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -39,6 +39,7 @@ struct FleetAPI: Sendable {
             return try Self.json(["status": "healthy"])
         }
         router.get("/metrics") { _, _ in try await metrics() }
+        router.get("/openapi.json") { _, _ in OpenAPIDocument.response() }
 
         // Satellite-facing.
         router.post("/satellites/ztr") { request, _ in
@@ -61,9 +62,11 @@ struct FleetAPI: Sendable {
             let user = try await repository.verifyUser(username: body.username, password: body.password)
             return try Self.json(try await repository.createSession(username: user.username))
         }
-        router.post("/logout") { request, _ in
-            if let token = Self.bearer(request) { try await repository.deleteSession(token: token) }
-            return Response(status: .noContent)
+        for path in ["/logout", "/api/logout"] {  // ours, and Harbor Satellite's
+            router.post(RouterPath(path)) { request, _ in
+                if let token = Self.bearer(request) { try await repository.deleteSession(token: token) }
+                return Response(status: .noContent)
+            }
         }
         registerAdmin(on: router.group("api"))
     }
@@ -237,7 +240,12 @@ struct FleetAPI: Sendable {
         case .expired:
             throw APIError.unauthorized("Error: Token Expired")
         case .satellite(let name):
-            let credential = try await repository.rotateSecret(name)
+            let credential: (robot: String, secret: String, expiresAt: Int64)
+            do { credential = try await repository.rotateSecret(name) } catch {
+                // No credential (Harbor refused): the token stays good for another try.
+                try await repository.unspendToken(token)
+                throw error
+            }
             await publisher.publish(satellites: [name])
             let state = FleetNames.reference(
                 registryURL: config.registryHost, repository: FleetNames.satelliteStateRepository(name))

@@ -171,7 +171,9 @@ public final class FleetDatabase: Sendable {
             """
             CREATE TABLE gc_rate (bucket TEXT PRIMARY KEY, window_start BIGINT NOT NULL, count BIGINT NOT NULL)
             """,
-        ]
+        ],
+        // registry.kind = harbor: the id of the satellite's robot account in Harbor.
+        ["ALTER TABLE gc_satellites ADD COLUMN harbor_robot_id BIGINT"],
     ]
 
     func migrate() async throws {

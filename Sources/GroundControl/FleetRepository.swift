@@ -156,11 +156,30 @@ public struct FleetRepository: Sendable {
         guard FleetNames.isValid(name) else { throw APIError.badRequest("invalid satellite name") }
         for group in groups where !FleetNames.isValid(group) { throw APIError.badRequest("invalid group name") }
         if let configName, !FleetNames.isValid(configName) { throw APIError.badRequest("invalid config_name") }
+        if harbor != nil, !Self.isValidHarborRobotName(name) {
+            throw APIError.badRequest("invalid satellite name: Harbor robot names allow single separators only")
+        }
         let token = Secrets.randomHex(32)
         let tokenHash = Secrets.sha256Hex(token)
         let unusedSecret = Secrets.sha256Hex(Secrets.randomHex(32))
         let now = Self.now()
         let robot = Self.robotName(name)
+        let createdRobot = CreatedRobot()
+        do {
+            try await insertSatellite(
+                name: name, groups: groups, configName: configName, robot: robot, unusedSecret: unusedSecret,
+                tokenHash: tokenHash, now: now, createdRobot: createdRobot)
+        } catch {
+            await discardRobot(createdRobot)
+            throw error
+        }
+        return token
+    }
+
+    func insertSatellite(
+        name: String, groups: [String], configName: String?, robot: String, unusedSecret: String, tokenHash: String,
+        now: Int64, createdRobot: CreatedRobot
+    ) async throws {
         try await database.transaction { db in
             if try await db.raw("SELECT name FROM gc_satellites WHERE name = \(bind: name)").first() != nil {
                 throw APIError.conflict("satellite \(name) exists")
@@ -188,8 +207,8 @@ public struct FleetRepository: Sendable {
             try await db.raw(
                 "INSERT INTO gc_ztr_tokens (token_hash, satellite_name, expires_at) VALUES (\(bind: tokenHash), \(bind: name), \(bind: now + 86_400))"
             ).run()
+            try await self.createRobot(db, satellite: name, created: createdRobot)
         }
-        return token
     }
 
     public enum Redemption: Sendable, Equatable {
@@ -219,6 +238,7 @@ public struct FleetRepository: Sendable {
 
     /// A new registry secret for `name`; the old one stops working at once.
     public func rotateSecret(_ name: String) async throws -> (robot: String, secret: String, expiresAt: Int64) {
+        if harbor != nil { return try await rotateHarborSecret(name) }
         let secret = Secrets.randomHex(32)
         let hash = Secrets.sha256Hex(secret)
         let expires = Self.now() + config.credentialLifetime
@@ -379,6 +399,7 @@ public struct FleetRepository: Sendable {
             let groups = try await db.raw(
                 "SELECT group_name FROM gc_memberships WHERE satellite_name = \(bind: name)"
             ).all().map { try $0.decode(column: "group_name", as: String.self) }
+            try await self.deleteRobot(db, satellite: name)
             for table in ["gc_heartbeats", "gc_ztr_tokens", "gc_memberships"] {
                 try await db.raw("DELETE FROM \(unsafeRaw: table) WHERE satellite_name = \(bind: name)").run()
             }
@@ -539,9 +560,11 @@ public struct FleetRepository: Sendable {
                   updated_at = excluded.updated_at
                 """
             ).run()
-            return try await db.raw(
+            let members = try await db.raw(
                 "SELECT satellite_name FROM gc_memberships WHERE group_name = \(bind: name) ORDER BY satellite_name"
             ).all().map { try $0.decode(column: "satellite_name", as: String.self) }
+            try await self.rescopeRobots(db, satellites: members)
+            return members
         }
     }
 
@@ -586,6 +609,7 @@ public struct FleetRepository: Sendable {
             ).all().map { try $0.decode(column: "satellite_name", as: String.self) }
             try await db.raw("DELETE FROM gc_memberships WHERE group_name = \(bind: name)").run()
             try await db.raw("DELETE FROM gc_groups WHERE name = \(bind: name)").run()
+            try await self.rescopeRobots(db, satellites: members)
             return members
         }
     }
@@ -600,6 +624,7 @@ public struct FleetRepository: Sendable {
             try await db.raw(
                 "INSERT INTO gc_memberships (group_name, satellite_name) VALUES (\(bind: group), \(bind: satellite)) ON CONFLICT DO NOTHING"
             ).run()
+            try await self.rescopeRobots(db, satellites: [satellite])
         }
     }
 
@@ -613,6 +638,7 @@ public struct FleetRepository: Sendable {
             try await db.raw(
                 "DELETE FROM gc_memberships WHERE group_name = \(bind: group) AND satellite_name = \(bind: satellite)"
             ).run()
+            try await self.rescopeRobots(db, satellites: [satellite])
         }
     }
 

@@ -14,5 +14,11 @@ extension EndToEnd {
         @Test func satelliteCredentialPullsItsGroupsOnly() throws {
             try EndToEnd.run("gc_registry_token.sh", [Self.binary])
         }
+
+        /// schemathesis (PyPI) against a running ground-control on SQLite and PostgreSQL:
+        /// every response conforms to /openapi.json (= docs/ground-control.openapi.json), no 5xx.
+        @Test func conformsToItsOpenAPIDocument() throws {
+            try EndToEnd.run("gc_openapi.sh", [Self.binary])
+        }
     }
 }
