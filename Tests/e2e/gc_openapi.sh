@@ -36,8 +36,9 @@ ST=$VENV/bin/st
 CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection
 st_run() {
     local name=$1; shift
-    if ! "$ST" run "$GC/openapi.json" --checks "$CHECKS" -n "$EXAMPLES" --seed "$SEED" --no-color \
-        --phases examples,coverage,fuzzing --workers 1 --request-timeout 20 "$@" >"$T/st-$name.txt" 2>&1; then
+    # From $T: schemathesis keeps a .schemathesis cache in its working directory.
+    if ! (cd "$T" && "$ST" run "$GC/openapi.json" --checks "$CHECKS" -n "$EXAMPLES" --seed "$SEED" --no-color \
+        --phases examples,coverage,fuzzing --workers 1 --request-timeout 20 "$@") >"$T/st-$name.txt" 2>&1; then
         tail -n 80 "$T/st-$name.txt" >&2
         grep -v "state publishing failed" "$T/gc-$DB.log" | tail -n 20 >&2
         fail "schemathesis ($DB, $name) found responses that do not conform to the document, or 5xx"
