@@ -23,7 +23,7 @@ extension FleetRepository {
         ).all().map { try $0.decode(column: "group_name", as: String.self) }
         var projects: [String] = []
         for group in groups {
-            guard let row = try await db.raw("SELECT name, registry, artifacts FROM gc_groups WHERE name = \(bind: group)").first()
+            guard let row = try await db.raw("SELECT * FROM gc_groups WHERE name = \(bind: group)").first()
             else { continue }
             for artifact in try Self.groupRow(row).artifacts where !artifact.deleted {
                 var repository = artifact.repository

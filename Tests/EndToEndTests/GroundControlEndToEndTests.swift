@@ -20,5 +20,12 @@ extension EndToEnd {
         @Test func conformsToItsOpenAPIDocument() throws {
             try EndToEnd.run("gc_openapi.sh", [Self.binary])
         }
+
+        /// registry.kind = harbor against a stand-in of Harbor's API v2.0 (harbor_standin.py):
+        /// robot created, secret rotated at ZTR and refresh, re-scoped, deleted; Harbor refusing
+        /// leaves no row changed.
+        @Test func harborRobotAccounts() throws {
+            try EndToEnd.run("gc_harbor.sh", [Self.binary])
+        }
     }
 }
