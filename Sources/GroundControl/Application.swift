@@ -1,6 +1,7 @@
 import Fleet
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import JSONCoding
 import Logging
 import SQLKit
@@ -8,13 +9,14 @@ import SQLKit
 /// Builds ground-control's HTTP application over `repository`; `serve` and the tests share it.
 public func buildApplication(
     config: GroundControlConfig, repository: FleetRepository, publisher: StatePublisher, tokenIssuer: TokenIssuer?,
-    logger: Logger
+    logger: Logger, server: HTTPServerBuilder = .http1()
 ) -> some ApplicationProtocol {
     let router = Router(context: BasicRequestContext.self)
     let api = FleetAPI(config: config, repository: repository, publisher: publisher, tokenIssuer: tokenIssuer)
     api.register(on: router)
     return Application(
         router: router,
+        server: server,
         configuration: .init(
             address: .hostname(config.listenHost, port: config.listenPort), serverName: "ground-control"),
         logger: logger)

@@ -3,6 +3,7 @@ import Fleet
 import Foundation
 import GroundControl
 import Hummingbird
+import HummingbirdCore
 import JSONCoding
 import Logging
 
@@ -28,7 +29,11 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "ground-control")
         logger.logLevel = .info
         let settings: GroundControlConfig
-        do { settings = try GroundControlConfig.load(path: config) } catch {
+        let server: HTTPServerBuilder
+        do {
+            settings = try GroundControlConfig.load(path: config)
+            server = try settings.serverBuilder()
+        } catch {
             throw ValidationError("\(error)")
         }
         let database = try await FleetDatabase.open(url: settings.database, logger: logger)
@@ -46,7 +51,8 @@ struct Serve: AsyncParsableCommand {
             }
             let publisher = StatePublisher(repository: repository, config: settings, tokenIssuer: issuer, logger: logger)
             let app = buildApplication(
-                config: settings, repository: repository, publisher: publisher, tokenIssuer: issuer, logger: logger)
+                config: settings, repository: repository, publisher: publisher, tokenIssuer: issuer, logger: logger,
+                server: server)
             try await app.runService()
         } catch {
             await database.shutdown()

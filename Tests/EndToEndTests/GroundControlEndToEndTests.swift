@@ -27,5 +27,11 @@ extension EndToEnd {
         @Test func harborRobotAccounts() throws {
             try EndToEnd.run("gc_harbor.sh", [Self.binary])
         }
+
+        /// HTTPS (tls.certFile/keyFile): curl with the CA, and satellite-lite onboarding and
+        /// heartbeating with groundControl.caFile.
+        @Test func servesHTTPS() throws {
+            try EndToEnd.run("gc_tls.sh", [Self.binary, TestEnvironment.binary])
+        }
     }
 }
