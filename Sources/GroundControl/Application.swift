@@ -35,6 +35,7 @@ struct FleetAPI: Sendable {
     static let maxBody = 1 << 20
 
     func register(on router: Router<Context>) {
+        router.add(middleware: JSONErrorMiddleware())
         router.get("/ping") { _, _ in Self.text("pong") }
         router.get("/health") { _, _ in
             _ = try await repository.database.withDatabase { db in try await db.raw("SELECT 1 AS one").first() }
