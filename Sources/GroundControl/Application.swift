@@ -86,6 +86,7 @@ struct FleetAPI: Sendable {
             try await repository.createUser(username: body.username, password: body.password, role: body.role ?? "admin")
             return Response(status: .created)
         }
+        registerUserRoutes(on: api)
         api.delete("users/:username") { request, context in
             let me = try await admin(request, role: "system_admin")
             let name = try context.parameters.require("username")
