@@ -118,11 +118,7 @@ public final class StatePublisher: Sendable {
                 access: [.init(type: "repository", name: name, actions: ["pull", "push"])])
             return "Bearer \(token)"
         }
-        var password = ""
-        if let file = config.registry.passwordFile, let data = FileManager.default.contents(atPath: file) {
-            password = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        return "Basic " + Data("\(config.registry.username):\(password)".utf8).base64EncodedString()
+        return "Basic " + Data("\(config.registry.username):\(config.registryPassword)".utf8).base64EncodedString()
     }
 
     func url(_ path: String) throws -> URL {
