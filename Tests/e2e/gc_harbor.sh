@@ -10,6 +10,7 @@
 #      state, and is refused on another project;
 #   3. joining a second group re-scopes the robot (GET + PUT): the other project pulls now;
 #   4. refresh rotates again: the old secret fails at ground-control and at the registry;
+#      a refresh 5 days before the robot's expiry lengthens its duration in Harbor;
 #   5. Harbor refusing (500) a membership change: 502, no row changed; ZTR refused by Harbor
 #      leaves the token usable;
 #   6. deleting the satellite deletes the robot: its credential stops working.
@@ -118,6 +119,18 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -u "$ROBOT:$SECRET" -X POST -d '{}
 if pull "$ROBOT:$SECRET" library/app:1; then fail "the old secret still pulls from Harbor"; fi
 pull "$ROBOT:$NEW" library/app:1 || fail "the new secret cannot pull: $(cat "$T/pull.txt")"
 SECRET=$NEW
+
+log "4b. a refresh 5 days before the robot's expiry lengthens its life in Harbor"
+curl -sf -X POST "http://$H/standin/age?days=25" >/dev/null   # a 30-day robot, 5 days left
+curl -sf -u "$ROBOT:$SECRET" -X POST "$GC/satellites/refresh" >"$T/refresh2.json" || fail "second refresh refused"
+SECRET=$(jq -r .secret "$T/refresh2.json")
+calls PUT '^/api/v2.0/robots/[0-9]+$' | tail -n 1 | jq -e '.body.duration == 56' >/dev/null \
+    || fail "the refresh did not lengthen the robot to its age (25 days and seconds: 26) + 30 days: $(calls PUT '^/api/v2.0/robots/[0-9]+$' | tail -n 1)"
+expires=$(date -d "$(jq -r .expires_at "$T/refresh2.json")" +%s)
+(( expires > $(date +%s) + 29 * 86400 )) || fail "the refreshed credential expires at $(jq -r .expires_at "$T/refresh2.json")"
+reply=$(curl -sf -u "$ROBOT:$SECRET" -X POST -d '{"name":"edge-01"}' "$GC/satellites/sync") || fail "heartbeat refused"
+jq -e '.actions | length == 0' <<<"$reply" >/dev/null || fail "30 days before expiry the reply asks: $reply"
+pull "$ROBOT:$SECRET" library/app:1 || fail "the lengthened robot cannot pull: $(cat "$T/pull.txt")"
 
 log "5. Harbor refusing: 502, nothing changed"
 curl -sf -X POST "http://$H/standin/fail?count=1" >/dev/null

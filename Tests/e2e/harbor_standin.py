@@ -23,6 +23,7 @@ call is appended to --log as one JSON line {method, path, body}.
            projects its permissions name, while enabled and unexpired), then proxied to the
            real registry given with --upstream (Debian's docker-registry, no auth of its own).
   POST   /standin/fail?count=N                the next N /api/v2.0 calls answer 500 (tests)
+  POST   /standin/age?days=N                  every robot was created N days earlier (tests)
 
 usage: harbor_standin.py --listen 127.0.0.1:PORT --admin USER:PASS --upstream http://HOST:PORT
                          --log FILE [--project NAME ...]
@@ -188,6 +189,17 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/standin/fail":
             self.body()
             self.server.state.fail = int(urllib.parse.parse_qs(url.query).get("count", ["1"])[0])
+            return self.send(200, {})
+        if url.path == "/standin/age":
+            # Moves every robot's creation N days into the past (its expiry with it).
+            self.body()
+            days = int(urllib.parse.parse_qs(url.query).get("days", ["0"])[0])
+            with self.server.state.lock:
+                for robot in self.server.state.robots.values():
+                    robot["_created"] -= days * 86400
+                    robot["creation_time"] = now_rfc3339(robot["_created"])
+                    if robot["expires_at"] != -1:
+                        robot["expires_at"] -= days * 86400
             return self.send(200, {})
         if url.path.startswith("/api/v2.0/"):
             return self.api(url)
