@@ -79,6 +79,11 @@ import Testing
                 #expect(response.status == .notFound)
                 #expect(APITests.json(response)["code"] == .number("404"))
             }
+            // The harness runs without a token issuer: /auth/token is documented but not served.
+            try await client.execute(uri: "/auth/token", method: .get) { response in
+                #expect(response.status == .notFound)
+                #expect(APITests.json(response)["code"] == .number("404"))
+            }
             try await client.execute(uri: "/api/groups/satellite", method: .get, headers: APITests.admin) { response in
                 #expect(response.status == .methodNotAllowed)
                 #expect(response.headers[.allow] == "DELETE, POST")
