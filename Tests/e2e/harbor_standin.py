@@ -401,6 +401,8 @@ class Handler(BaseHTTPRequestHandler):
             conn.endheaders(raw)
             resp = conn.getresponse()
             data = resp.read()
+        except OSError as e:
+            return self.send(502, {"errors": [{"code": "UNKNOWN", "message": f"registry unreachable: {e}"}]})
         finally:
             conn.close()
         self.send_response(resp.status)
