@@ -84,7 +84,8 @@ struct FleetAPI: Sendable {
             _ = try await admin(request, role: "system_admin")
             let body = try await Self.decode(UserCreateRequest.self, request, keys: ["username", "password", "role"])
             try await repository.createUser(username: body.username, password: body.password, role: body.role ?? "admin")
-            return Response(status: .created)
+            // Harbor Satellite answers with the user it made.
+            return try Self.json(try await repository.user(body.username), status: .created)
         }
         registerUserRoutes(on: api)
         api.delete("users/:username") { request, context in
