@@ -14,7 +14,7 @@
 # ~/.cache/satellite-lite/schemathesis-VERSION), installed only when missing.
 # Cost: 97 s wall at load average 13 on the shared 2-core machine, 51 s of CPU, with the
 # venv present (max 8 examples per operation, fixed seed); the first install of the venv adds the pip
-# download and install (~30 s).
+# download and install (20 s here, with pip's download cache warm).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
