@@ -93,12 +93,13 @@ run_one() {
     if [[ $kind == postgres ]]; then
         local pgport
         pgport=$(free_port)
-        PG_DATA=$T/pg
-        mkdir -p "$PG_DATA" && [[ $(id -u) == 0 ]] && chown postgres:postgres "$PG_DATA"
+        mkdir -p "$T/pgroot"
+        [[ $(id -u) == 0 ]] && chown postgres:postgres "$T/pgroot"
+        PG_DATA=$T/pgroot/data
         as_postgres "$PGBIN/initdb" -D "$PG_DATA" -A trust -U postgres --no-sync >/dev/null
         # Debian's defaults, plus loopback only and no fsync (a benchmark cluster, as in the tests).
-        as_postgres "$PGBIN/pg_ctl" -D "$PG_DATA" -l "$T/pg.log" -w \
-            -o "-p $pgport -k $T -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+        as_postgres "$PGBIN/pg_ctl" -D "$PG_DATA" -l "$T/pgroot/log" -w \
+            -o "-p $pgport -k $T/pgroot -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
         "$PGBIN/createdb" -h 127.0.0.1 -p "$pgport" -U postgres gcbench
         dburl="postgres://postgres@127.0.0.1:$pgport/gcbench?sslmode=disable"
     else
@@ -129,7 +130,7 @@ run_one() {
     load status --targets "$T_LIST" | tee "$T/$kind-status.json" >&2
     local size rows
     if [[ $kind == postgres ]]; then
-        size=$("$PGBIN/psql" -h 127.0.0.1 -p "$pgport" -U postgres -d gcbench -Atc "VACUUM ANALYZE; SELECT pg_database_size('gcbench')" | tail -1)
+        size=$("$PGBIN/psql" -h 127.0.0.1 -p "$pgport" -U postgres -d gcbench -Atc "VACUUM" -c "SELECT pg_database_size('gcbench')" | tail -1)
         rows=$("$PGBIN/psql" -h 127.0.0.1 -p "$pgport" -U postgres -d gcbench -Atc "SELECT count(*) FROM gc_heartbeats")
     else
         size=$(du -cb "$T/shared"/gc.sqlite* | tail -1 | cut -f1)
