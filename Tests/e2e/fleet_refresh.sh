@@ -111,9 +111,9 @@ log "1. onboarded as $(robot), synced proj/app:v1"
 wait_for 40 "a refreshed secret in fleet/link.json" 'test -n "$(secret)" && test "$(secret)" != "$FIRST"'
 SECOND=$(secret)
 [[ "$(stat -c %a "$STORE/fleet/link.json")" == 600 ]] || fail "fleet/link.json has mode $(stat -c %a "$STORE/fleet/link.json") after the refresh"
-grep -q 'registry credentials refreshed.*asked by Ground Control' "$T/sat.log" || fail "the refresh was not the one Ground Control asked for: $(grep -i refresh "$T/sat.log" | tail -n 2 | tr '\n' ' ')"
+grep -q 'reason=asked by Ground Control.*registry credentials refreshed' "$T/sat.log" || fail "the refresh was not the one Ground Control asked for: $(grep -i refresh "$T/sat.log" | tail -n 2 | tr '\n' ' ')"
 wait_for 20 "an accepted heartbeat with the new secret" \
-    '"$SAT" status --config "$T/sat.json" --json | jq -e ".fleet.lastHeartbeatResult == \"ok\" and .fleet.credentialRefreshes >= 1" >/dev/null'
+    '"$SAT" status --config "$T/sat.json" --json | jq -e ".fleet.lastHeartbeatResult == \"ok\" and .fleet.credentialsRefreshedAt != null and .fleet.lastHeartbeatOK > .fleet.credentialsRefreshedAt" >/dev/null'
 log "2. rotated on refresh_credentials; heartbeats go on"
 
 # 3. The old secret is refused, the new one pulls. The refresh may run again meanwhile
