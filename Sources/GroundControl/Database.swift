@@ -171,7 +171,16 @@ public final class FleetDatabase: Sendable {
             """
             CREATE TABLE gc_rate (bucket TEXT PRIMARY KEY, window_start BIGINT NOT NULL, count BIGINT NOT NULL)
             """,
-        ]
+        ],
+        // Heartbeat history without repeating its image list: a satellite reports the same
+        // 20 images every 30 s, and a group's satellites the same ones. Each distinct list is
+        // stored once (content-addressed); a heartbeat names it by digest. Rows written
+        // before keep their list inline (images_digest '').
+        [
+            "CREATE TABLE gc_image_sets (digest TEXT PRIMARY KEY, images TEXT NOT NULL)",
+            "ALTER TABLE gc_heartbeats ADD COLUMN images_digest TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX gc_heartbeats_images ON gc_heartbeats (images_digest)",
+        ],
     ]
 
     func migrate() async throws {
