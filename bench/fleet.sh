@@ -132,14 +132,16 @@ run_one() {
     if [[ $kind == postgres ]]; then
         size=$("$PGBIN/psql" -h 127.0.0.1 -p "$pgport" -U postgres -d gcbench -Atc "VACUUM" -c "SELECT pg_database_size('gcbench')" | tail -1)
         rows=$("$PGBIN/psql" -h 127.0.0.1 -p "$pgport" -U postgres -d gcbench -Atc "SELECT count(*) FROM gc_heartbeats")
+        perSat=$("$PGBIN/psql" -h 127.0.0.1 -p "$pgport" -U postgres -d gcbench -Atc "SELECT max(n) FROM (SELECT count(*) AS n FROM gc_heartbeats GROUP BY satellite_name) c")
     else
         size=$(du -cb "$T/shared"/gc.sqlite* | tail -1 | cut -f1)
         rows=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from gc_heartbeats").fetchone()[0])' "$T/shared/gc.sqlite")
+        perSat=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select max(n) from (select count(*) as n from gc_heartbeats group by satellite_name)").fetchone()[0])' "$T/shared/gc.sqlite")
     fi
-    jq -n --arg kind "$kind" --argjson replicas "$replicas" --argjson size "$size" --argjson rows "$rows" \
+    jq -n --arg kind "$kind" --argjson replicas "$replicas" --argjson size "$size" --argjson rows "$rows" --argjson persat "$perSat" \
         --slurpfile setup "$T/$kind-setup.json" --slurpfile steady "$T/$kind-steady.json" \
         --slurpfile hour "$T/$kind-hour.json" --slurpfile status "$T/$kind-status.json" \
-        '{kind:$kind, replicas:$replicas, db_bytes:$size, heartbeat_rows:$rows, setup:$setup[0], steady:$steady[0], hour:$hour[0], status:$status[0]}' \
+        '{kind:$kind, replicas:$replicas, db_bytes:$size, heartbeat_rows:$rows, max_rows_per_satellite:$persat, setup:$setup[0], steady:$steady[0], hour:$hour[0], status:$status[0]}' \
         > "$T/$kind.json"
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     if [[ $kind == postgres ]]; then as_postgres "$PGBIN/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null; PG_DATA=; fi
@@ -154,7 +156,7 @@ report() {
       "   steady (\(.steady.interval_s) s interval, target \(.steady.target_requests_per_s) req/s): held \(.steady.requests_per_s) req/s over \(.steady.wall_s) s, p50 \(.steady.p50_ms) ms, p99 \(.steady.p99_ms) ms, max \(.steady.max_ms) ms, errors \(.steady.errors), loadgen CPU \(.steady.loadgen_cpu_percent)% of a core",
       "   hour (\(.hour.beats_per_satellite) beats x \(.hour.satellites) satellites, as fast as taken): \(.hour.requests_per_s) req/s, p50 \(.hour.p50_ms) ms, p99 \(.hour.p99_ms) ms, errors \(.hour.errors), loadgen CPU \(.hour.loadgen_cpu_percent)%",
       "   RSS after the hour: " + ([.hour.rss | to_entries[] | "pid \(.key) \((.value.rss_kib * 1024) | mib) (peak \((.value.peak_kib * 1024) | mib))"] | join(", ")),
-      "   database after the hour: \(.db_bytes | mib), \(.heartbeat_rows) heartbeat rows; \(.status.satellite) is \(.status.state)",
+      "   database after the hour: \(.db_bytes | mib), \(.heartbeat_rows) heartbeat rows (at most \(.max_rows_per_satellite) per satellite); \(.status.satellite) is \(.status.state)",
       (if (.steady.errors + .hour.errors + .setup.add.errors + .setup.ztr.errors) > 0 then "   ERROR SAMPLES: \(.steady.error_samples + .hour.error_samples + .setup.add.error_samples + .setup.ztr.error_samples)" else empty end)
     ' "$1"
 }
