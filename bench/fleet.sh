@@ -5,18 +5,19 @@
 #
 #   bench/fleet.sh [--db postgres|sqlite|both] [--satellites 10000] [--replicas 2]
 #                  [--duration 120] [--beats 120] [--hour-satellites N] [--bin PATH]
-#                  [--perf SECONDS]
+#                  [--interval 30] [--perf SECONDS]
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 
-DB=both SATS=10000 REPLICAS=2 DURATION=120 BEATS=120 HOUR_SATS= BIN= PERF=0 CONC=64
+DB=both SATS=10000 REPLICAS=2 DURATION=120 BEATS=120 HOUR_SATS= BIN= PERF=0 CONC=64 INTERVAL=30
 while (($#)); do
     case $1 in
     --db) DB=$2; shift 2 ;;
     --satellites) SATS=$2; shift 2 ;;
     --replicas) REPLICAS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
+    --interval) INTERVAL=$2; shift 2 ;;
     --beats) BEATS=$2; shift 2 ;;
     --hour-satellites) HOUR_SATS=$2; shift 2 ;;
     --concurrency) CONC=$2; shift 2 ;;
@@ -115,14 +116,16 @@ run_one() {
     P_LIST=$(IFS=,; echo "${pids[*]}")
     log "$kind: $replicas ground-control process(es) ($T_LIST), $SATS satellites: onboarding (admin API + ZTR)"
     load setup --targets "$T_LIST" --satellites "$SATS" --concurrency 32 --pids "$P_LIST" | tee "$T/$kind-setup.json" >&2
-    log "$kind: steady load, every satellite heartbeats every 30 s for ${DURATION}s"
+    log "$kind: steady load, every satellite heartbeats every ${INTERVAL} s for ${DURATION}s"
     local perfpid=
     if ((PERF > 0)) && command -v perf >/dev/null; then
         (sleep 20; perf record -F 499 -g -o "$T/$kind.perf.data" -p "${pids[0]}" -- sleep "$PERF" >/dev/null 2>&1; \
-         perf report -i "$T/$kind.perf.data" --no-children --percent-limit 1.5 --stdio 2>/dev/null | grep -v '^$' | head -120 > "$HERE/../.perf-$kind.txt") &
+         perf report -i "$T/$kind.perf.data" --no-children --sort dso,sym --percent-limit 0.7 --stdio -g none 2>/dev/null \
+            | grep -v '^$' | swift demangle --simplified | cut -c1-200 | head -80 > "${TMPDIR:-/tmp}/fleet-perf-$kind.txt"; \
+         log "perf profile of replica 1: ${TMPDIR:-/tmp}/fleet-perf-$kind.txt") &
         perfpid=$!
     fi
-    load steady --targets "$T_LIST" --duration "$DURATION" --pids "$P_LIST" | tee "$T/$kind-steady.json" >&2
+    load steady --targets "$T_LIST" --duration "$DURATION" --interval "$INTERVAL" --pids "$P_LIST" | tee "$T/$kind-steady.json" >&2
     [[ -n "$perfpid" ]] && wait "$perfpid"
     log "$kind: compressed hour, $BEATS heartbeats for each of $HOUR_SATS satellites, as fast as the server takes them"
     load hour --targets "$T_LIST" --beats "$BEATS" --hour-satellites "$HOUR_SATS" --concurrency "$CONC" --pids "$P_LIST" \
