@@ -49,8 +49,10 @@ chmod 755 "$T"
 PIDS=()
 PG_DATA=
 cleanup() {
+    # start_gc runs in a command substitution: its pids come back through $T/pids.
+    [[ -s "$T/pids" ]] && mapfile -t -O "${#PIDS[@]}" PIDS < "$T/pids"
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
     if [[ -n "$PG_DATA" ]]; then as_postgres "$PGBIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true; fi
     rm -rf "$T"
 }
@@ -72,7 +74,7 @@ start_gc() {
         > "$T/$name/config.json"
     GC_ADMIN_PASSWORD=$ADMIN_PW "$BIN" serve --config "$T/$name/config.json" >"$T/$name/log" 2>&1 &
     local pid=$!
-    PIDS+=("$pid")
+    echo "$pid" >> "$T/pids"
     for _ in $(seq 300); do
         curl -sf "http://127.0.0.1:$port/ping" >/dev/null 2>&1 && { echo "$pid http://127.0.0.1:$port"; return 0; }
         kill -0 "$pid" 2>/dev/null || { tail -5 "$T/$name/log" >&2; return 1; }
