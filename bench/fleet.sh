@@ -52,7 +52,7 @@ cleanup() {
     # start_gc runs in a command substitution: its pids come back through $T/pids.
     [[ -s "$T/pids" ]] && mapfile -t -O "${#PIDS[@]}" PIDS < "$T/pids"
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
+    for p in "${PIDS[@]}"; do for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done; kill -9 "$p" 2>/dev/null || true; done
     if [[ -n "$PG_DATA" ]]; then as_postgres "$PGBIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true; fi
     rm -rf "$T"
 }
