@@ -400,6 +400,8 @@ async def main():
     result = await phase(args, pools)
     if args.pids:
         result["rss"] = rss_of([int(p) for p in args.pids.split(",")])
+    # The machine is shared: its load says how much of a tail is other people's work.
+    result["loadavg_1m"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result), flush=True)
 
 
