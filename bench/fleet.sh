@@ -5,12 +5,12 @@
 #
 #   bench/fleet.sh [--db postgres|sqlite|both] [--satellites 10000] [--replicas 2]
 #                  [--duration 120] [--beats 120] [--hour-satellites N] [--bin PATH]
-#                  [--interval 30] [--perf SECONDS]
+#                  [--interval 30] [--durable] [--perf SECONDS]
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 
-DB=both SATS=10000 REPLICAS=2 DURATION=120 BEATS=120 HOUR_SATS= BIN= PERF=0 CONC=64 INTERVAL=30
+DB=both SATS=10000 REPLICAS=2 DURATION=120 BEATS=120 HOUR_SATS= BIN= PERF=0 CONC=64 INTERVAL=30 FSYNC=off
 while (($#)); do
     case $1 in
     --db) DB=$2; shift 2 ;;
@@ -18,6 +18,7 @@ while (($#)); do
     --replicas) REPLICAS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --interval) INTERVAL=$2; shift 2 ;;
+    --durable) FSYNC=on; shift ;;
     --beats) BEATS=$2; shift 2 ;;
     --hour-satellites) HOUR_SATS=$2; shift 2 ;;
     --concurrency) CONC=$2; shift 2 ;;
@@ -100,9 +101,10 @@ run_one() {
         [[ $(id -u) == 0 ]] && chown postgres:postgres "$T/pgroot"
         PG_DATA=$T/pgroot/data
         as_postgres "$PGBIN/initdb" -D "$PG_DATA" -A trust -U postgres --no-sync >/dev/null
-        # Debian's defaults, plus loopback only and no fsync (a benchmark cluster, as in the tests).
+        # Debian's defaults, plus loopback only and no fsync (a benchmark cluster, as in the
+        # tests) unless --durable: then PostgreSQL's defaults (fsync, synchronous_commit on).
         as_postgres "$PGBIN/pg_ctl" -D "$PG_DATA" -l "$T/pgroot/log" -w \
-            -o "-p $pgport -k $T/pgroot -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+            -o "-p $pgport -k $T/pgroot -c listen_addresses=127.0.0.1 -c fsync=$FSYNC -c max_connections=200" start >/dev/null
         "$PGBIN/createdb" -h 127.0.0.1 -p "$pgport" -U postgres gcbench
         dburl="postgres://postgres@127.0.0.1:$pgport/gcbench?sslmode=disable"
     else
@@ -116,6 +118,7 @@ run_one() {
     local T_LIST P_LIST
     T_LIST=$(IFS=,; echo "${targets[*]}")
     P_LIST=$(IFS=,; echo "${pids[*]}")
+    [[ $kind == postgres ]] && log "postgres: fsync=$FSYNC"
     log "$kind: $replicas ground-control process(es) ($T_LIST), $SATS satellites: onboarding (admin API + ZTR)"
     load setup --targets "$T_LIST" --satellites "$SATS" --concurrency 32 --pids "$P_LIST" | tee "$T/$kind-setup.json" >&2
     log "$kind: steady load, every satellite heartbeats every ${INTERVAL} s for ${DURATION}s"
@@ -158,7 +161,7 @@ report() {
       def mib: (. / 1048576 * 10 | floor / 10 | tostring) + " MiB";
       "== \(.kind), \(.replicas) ground-control process(es), \(.setup.satellites) satellites onboarded (\(.setup.failed) failed)",
       "   onboarding: add p99 \(.setup.add.p99_ms) ms, ZTR p99 \(.setup.ztr.p99_ms) ms, errors \(.setup.add.errors + .setup.ztr.errors), \(.setup.add.wall_s) s",
-      "   steady (\(.steady.interval_s) s interval, target \(.steady.target_requests_per_s) req/s): held \(.steady.requests_per_s) req/s over \(.steady.wall_s) s, p50 \(.steady.p50_ms) ms, p99 \(.steady.p99_ms) ms, max \(.steady.max_ms) ms, errors \(.steady.errors), loadgen CPU \(.steady.loadgen_cpu_percent)% of a core",
+      "   steady (\(.steady.interval_s) s interval, target \(.steady.target_requests_per_s) req/s): held \(.steady.requests_per_s) req/s over \(.steady.wall_s) s, p50 \(.steady.p50_ms) ms, p99 \(.steady.p99_ms) ms, max \(.steady.max_ms) ms, errors \(.steady.errors), loadgen CPU \(.steady.loadgen_cpu_percent)% of a core, machine load \(.steady.loadavg_1m // "?")",
       "   hour (\(.hour.beats_per_satellite) beats x \(.hour.satellites) satellites, as fast as taken): \(.hour.requests_per_s) req/s, p50 \(.hour.p50_ms) ms, p99 \(.hour.p99_ms) ms, errors \(.hour.errors), loadgen CPU \(.hour.loadgen_cpu_percent)%",
       "   RSS after the hour: " + ([.hour.rss | to_entries[] | "pid \(.key) \((.value.rss_kib * 1024) | mib) (peak \((.value.peak_kib * 1024) | mib))"] | join(", ")),
       "   database after the hour: \(.db_bytes | mib), \(.heartbeat_rows) heartbeat rows (at most \(.max_rows_per_satellite) per satellite); \(.status.satellite) is \(.status.state)",
