@@ -268,8 +268,9 @@ struct FleetAPI: Sendable {
             error.headers[.wwwAuthenticate] = "Basic realm=\"ground-control\""
             throw error
         }
-        try await rateLimit("cred:" + user)
-        guard let found = try await repository.authenticateSatellite(robot: user, secret: password) else {
+        let checked = try await repository.countAndAuthenticate(bucket: "cred:" + user, robot: user, secret: password)
+        try refuseOverLimit(checked.count)
+        guard let found = checked.satellite else {
             throw APIError.unauthorized("invalid satellite credentials")
         }
         return (found.name, user, found.expiresAt)
@@ -299,19 +300,11 @@ struct FleetAPI: Sendable {
     /// A fixed one-minute window per credential or token, counted in the database so every
     /// replica shares it. Never per source address: a site's satellites share one NAT.
     func rateLimit(_ bucket: String) async throws {
-        let window = FleetRepository.now() / 60
+        try refuseOverLimit(try await repository.countRequest(bucket: bucket))
+    }
+
+    func refuseOverLimit(_ count: Int64) throws {
         let limit = config.satelliteRequestsPerMinute
-        let count = try await repository.database.withDatabase { db in
-            try await db.raw(
-                """
-                INSERT INTO gc_rate (bucket, window_start, count) VALUES (\(bind: bucket), \(bind: window), 1)
-                ON CONFLICT (bucket) DO UPDATE SET
-                  count = CASE WHEN gc_rate.window_start = excluded.window_start THEN gc_rate.count + 1 ELSE 1 END,
-                  window_start = excluded.window_start
-                RETURNING count
-                """
-            ).first()?.decode(column: "count", as: Int64.self) ?? 0
-        }
         if count > limit {
             var error = APIError.tooMany("rate limit: \(limit) requests per minute for this credential")
             error.headers[.retryAfter] = "60"

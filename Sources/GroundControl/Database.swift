@@ -174,6 +174,15 @@ public final class FleetDatabase: Sendable {
         ],
         // registry.kind = harbor: the id of the satellite's robot account in Harbor.
         ["ALTER TABLE gc_satellites ADD COLUMN harbor_robot_id BIGINT"],
+        // Heartbeat history without repeating its image list: a satellite reports the same
+        // 20 images every 30 s, and a group's satellites the same ones. Each distinct list is
+        // stored once (content-addressed); a heartbeat names it by digest. Rows written
+        // before keep their list inline (images_digest '').
+        [
+            "CREATE TABLE gc_image_sets (digest TEXT PRIMARY KEY, images TEXT NOT NULL)",
+            "ALTER TABLE gc_heartbeats ADD COLUMN images_digest TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX gc_heartbeats_images ON gc_heartbeats (images_digest)",
+        ],
     ]
 
     func migrate() async throws {

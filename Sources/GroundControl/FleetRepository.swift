@@ -253,17 +253,66 @@ public struct FleetRepository: Sendable {
 
     /// The satellite whose registry credential this is, with its expiry; nil when none.
     public func authenticateSatellite(robot: String, secret: String) async throws -> (name: String, expiresAt: Int64)? {
-        let now = Self.now()
-        guard
-            let row = try await database.withDatabase({ db in
-                try await db.raw(
-                    "SELECT name, secret_hash, secret_expires_at FROM gc_satellites WHERE robot_name = \(bind: robot)"
-                ).first()
-            })
-        else { return nil }
+        let row = try await database.withDatabase({ db in
+            try await db.raw(
+                "SELECT name, secret_hash, secret_expires_at FROM gc_satellites WHERE robot_name = \(bind: robot)"
+            ).first()
+        })
+        return try Self.verify(row, secret: secret)
+    }
+
+    /// A credential's rate-limit count for this minute and its satellite, in one round trip
+    /// (the hot path: every heartbeat starts here). PostgreSQL does both in one statement;
+    /// SQLite, in-process, in two.
+    public func countAndAuthenticate(bucket: String, robot: String, secret: String) async throws
+        -> (count: Int64, satellite: (name: String, expiresAt: Int64)?)
+    {
+        let window = Self.now() / 60
+        guard database.isPostgres else {
+            let count = try await countRequest(bucket: bucket, window: window)
+            return (count, try await authenticateSatellite(robot: robot, secret: secret))
+        }
+        let row = try await database.withDatabase { db in
+            try await db.raw(
+                """
+                WITH r AS (
+                  INSERT INTO gc_rate (bucket, window_start, count) VALUES (\(bind: bucket), \(bind: window), 1)
+                  ON CONFLICT (bucket) DO UPDATE SET
+                    count = CASE WHEN gc_rate.window_start = excluded.window_start THEN gc_rate.count + 1 ELSE 1 END,
+                    window_start = excluded.window_start
+                  RETURNING count)
+                SELECT r.count, s.name, s.secret_hash, s.secret_expires_at
+                FROM r LEFT JOIN gc_satellites s ON s.robot_name = \(bind: robot)
+                """
+            ).first()
+        }
+        guard let row else { return (0, nil) }
+        let count = try row.decode(column: "count", as: Int64.self)
+        guard try row.decode(column: "name", as: String?.self) != nil else { return (count, nil) }
+        return (count, try Self.verify(row, secret: secret))
+    }
+
+    /// Counts one request in `bucket`'s fixed one-minute window; returns the count so far.
+    public func countRequest(bucket: String, window: Int64? = nil) async throws -> Int64 {
+        let window = window ?? Self.now() / 60
+        return try await database.withDatabase { db in
+            try await db.raw(
+                """
+                INSERT INTO gc_rate (bucket, window_start, count) VALUES (\(bind: bucket), \(bind: window), 1)
+                ON CONFLICT (bucket) DO UPDATE SET
+                  count = CASE WHEN gc_rate.window_start = excluded.window_start THEN gc_rate.count + 1 ELSE 1 END,
+                  window_start = excluded.window_start
+                RETURNING count
+                """
+            ).first()?.decode(column: "count", as: Int64.self) ?? 0
+        }
+    }
+
+    static func verify(_ row: (any SQLRow)?, secret: String) throws -> (name: String, expiresAt: Int64)? {
+        guard let row else { return nil }
         let expected = try row.decode(column: "secret_hash", as: String.self)
         let expires = try row.decode(column: "secret_expires_at", as: Int64.self)
-        guard expires > now,
+        guard expires > now(),
             Secrets.constantTimeEqual(Array(Secrets.sha256Hex(secret).utf8), Array(expected.utf8))
         else { return nil }
         return (try row.decode(column: "name", as: String.self), expires)
@@ -276,20 +325,54 @@ public struct FleetRepository: Sendable {
     public func recordHeartbeat(satellite: String, _ report: Heartbeat) async throws {
         let now = Self.nowMilliseconds()
         let images = String(decoding: try JSONCoder.encode(report.cachedImages), as: UTF8.self)
+        let imagesDigest = Secrets.sha256Hex(images)
         let memory = Int64(clamping: report.memoryUsedBytes)
         let storage = Int64(clamping: report.storageUsedBytes)
         let cpu = report.cpuPercent.isFinite ? report.cpuPercent : 0
         let keep = Self.heartbeatsKept - 1
+        if database.isPostgres {
+            // One statement, one round trip: the heartbeat, last_seen and retention. The
+            // DELETE sees the table as it was before this statement (the new row is not
+            // among them), so it keeps the newest `keep` older rows: `keep` + 1 in all.
+            try await database.withDatabase { db in
+                try await db.raw(
+                    """
+                    WITH img AS (
+                      INSERT INTO gc_image_sets (digest, images) VALUES (\(bind: imagesDigest), \(bind: images))
+                      ON CONFLICT (digest) DO NOTHING),
+                    ins AS (
+                      INSERT INTO gc_heartbeats (satellite_name, received_at_ms, activity, state_report_interval,
+                        latest_state_digest, latest_config_digest, memory_used_bytes, storage_used_bytes, cpu_percent,
+                        request_created_time, last_sync_duration_ms, image_count, cached_images, images_digest)
+                      VALUES (\(bind: satellite), \(bind: now), \(bind: report.activity), \(bind: report.stateReportInterval),
+                        \(bind: report.latestStateDigest), \(bind: report.latestConfigDigest), \(bind: memory), \(bind: storage),
+                        \(bind: cpu), \(bind: report.requestCreatedTime), \(bind: report.lastSyncDurationMs),
+                        \(bind: Int64(report.imageCount)), '', \(bind: imagesDigest))
+                      ON CONFLICT (satellite_name, received_at_ms) DO NOTHING
+                      RETURNING 1),
+                    seen AS (UPDATE gc_satellites SET last_seen = \(bind: now / 1000) WHERE name = \(bind: satellite) RETURNING 1)
+                    DELETE FROM gc_heartbeats WHERE satellite_name = \(bind: satellite) AND received_at_ms <
+                      (SELECT received_at_ms FROM gc_heartbeats WHERE satellite_name = \(bind: satellite)
+                       ORDER BY received_at_ms DESC LIMIT 1 OFFSET \(unsafeRaw: String(keep - 1)))
+                    """
+                ).run()
+            }
+            try await sweepImageSetsSometimes()
+            return
+        }
         try await database.transaction { db in
+            try await db.raw(
+                "INSERT INTO gc_image_sets (digest, images) VALUES (\(bind: imagesDigest), \(bind: images)) ON CONFLICT (digest) DO NOTHING"
+            ).run()
             try await db.raw(
                 """
                 INSERT INTO gc_heartbeats (satellite_name, received_at_ms, activity, state_report_interval,
                   latest_state_digest, latest_config_digest, memory_used_bytes, storage_used_bytes, cpu_percent,
-                  request_created_time, last_sync_duration_ms, image_count, cached_images)
+                  request_created_time, last_sync_duration_ms, image_count, cached_images, images_digest)
                 VALUES (\(bind: satellite), \(bind: now), \(bind: report.activity), \(bind: report.stateReportInterval),
                   \(bind: report.latestStateDigest), \(bind: report.latestConfigDigest), \(bind: memory), \(bind: storage),
                   \(bind: cpu), \(bind: report.requestCreatedTime), \(bind: report.lastSyncDurationMs),
-                  \(bind: Int64(report.imageCount)), \(bind: images))
+                  \(bind: Int64(report.imageCount)), '', \(bind: imagesDigest))
                 ON CONFLICT (satellite_name, received_at_ms) DO NOTHING
                 """
             ).run()
@@ -304,16 +387,46 @@ public struct FleetRepository: Sendable {
                 """
             ).run()
         }
+        try await sweepImageSetsSometimes()
+    }
+
+    /// One heartbeat in this many also drops the image lists no kept heartbeat names.
+    static let imageSetSweepOdds: UInt32 = 5_000
+
+    func sweepImageSetsSometimes() async throws {
+        guard UInt32.random(in: 0..<Self.imageSetSweepOdds) == 0 else { return }
+        try await sweepImageSets()
+    }
+
+    /// Deletes the image lists no heartbeat names. On PostgreSQL the table lock waits for
+    /// heartbeats that inserted (or found) a list and are not committed yet, and holds new
+    /// ones back until the sweep is done (milliseconds), so a list is never deleted under
+    /// a heartbeat that is about to name it.
+    public func sweepImageSets() async throws {
+        let postgres = database.isPostgres
+        try await database.transaction { db in
+            if postgres { try await db.raw("LOCK TABLE gc_image_sets IN SHARE ROW EXCLUSIVE MODE").run() }
+            try await db.raw(
+                """
+                DELETE FROM gc_image_sets WHERE NOT EXISTS
+                  (SELECT 1 FROM gc_heartbeats h WHERE h.images_digest = gc_image_sets.digest)
+                """
+            ).run()
+        }
     }
 
     public func heartbeats(satellite: String, limit: Int = 20) async throws -> [HeartbeatView] {
         let limit = Int64(max(1, min(limit, Self.heartbeatsKept)))
         return try await database.withDatabase { db in
             try await db.raw(
-                "SELECT * FROM gc_heartbeats WHERE satellite_name = \(bind: satellite) ORDER BY received_at_ms DESC LIMIT \(bind: limit)"
+                """
+                SELECT h.*, COALESCE(s.images, h.cached_images) AS images_json FROM gc_heartbeats h
+                LEFT JOIN gc_image_sets s ON s.digest = h.images_digest
+                WHERE h.satellite_name = \(bind: satellite) ORDER BY h.received_at_ms DESC LIMIT \(bind: limit)
+                """
             ).all().map { row in
-                let images = try JSONCoder.decode(
-                    [CachedImage].self, from: Array(try row.decode(column: "cached_images", as: String.self).utf8))
+                let json = try row.decode(column: "images_json", as: String.self)
+                let images = json.isEmpty ? [] : try JSONCoder.decode([CachedImage].self, from: Array(json.utf8))
                 let report = Heartbeat(
                     name: satellite,
                     activity: try row.decode(column: "activity", as: String.self),

@@ -64,6 +64,35 @@ struct RunCommand: ConfigOnlyCommand {
         defer { watcher.cancel() }
 
         while !control.stopRequested {
+            // At the top, so a SIGHUP also reaches a satellite still onboarding (a fixed
+            // groundControl.caFile lets it through).
+            if control.takeReload() {
+                do {
+                    let reloaded = try Settings.load(configPath: options.config)
+                    if reloaded.config.registry.listen != settings.config.registry.listen
+                        || reloaded.config.storage.path != settings.config.storage.path
+                    {
+                        logger.warning("registry.listen and storage.path changes take effect after a restart")
+                    }
+                    if let fleet {
+                        if let groundControl = reloaded.config.groundControl {
+                            for line in fleet.reload(groundControl) where line.hasPrefix("not applied") {
+                                logger.warning("\(line)")
+                            }
+                        } else {
+                            logger.warning("groundControl removed from the config: the fleet link stays until a restart")
+                        }
+                    } else if reloaded.config.groundControl != nil {
+                        logger.warning("groundControl added to the config: the fleet link starts after a restart")
+                    }
+                    local = reloaded.localDocument()
+                    settings = reloaded.withFleet(fleet, local: local).settings
+                    hooks?.update(settings: settings)
+                    logger.info("configuration reloaded", metadata: ["config": "\(settings.source)"])
+                } catch {
+                    logger.error("configuration reload failed; keeping the previous one", metadata: ["error": "\(error)"])
+                }
+            }
             if let fleet {
                 // Onboarding never holds up serving: it runs here, between passes, and a stop
                 // request ends it within its slice.
@@ -135,22 +164,6 @@ struct RunCommand: ConfigOnlyCommand {
             store.access.flush()
             await collectIfNeeded(settings: settings, store: store, hooks: hooks, logger: logger, metrics: metrics)
             await control.sleep(nanoseconds: settings.config.state.interval)
-            if control.takeReload() {
-                do {
-                    let reloaded = try Settings.load(configPath: options.config)
-                    if reloaded.config.registry.listen != settings.config.registry.listen
-                        || reloaded.config.storage.path != settings.config.storage.path
-                    {
-                        logger.warning("registry.listen and storage.path changes take effect after a restart")
-                    }
-                    local = reloaded.localDocument()
-                    settings = reloaded.withFleet(fleet, local: local).settings
-                    hooks?.update(settings: settings)
-                    logger.info("configuration reloaded", metadata: ["config": "\(settings.source)"])
-                } catch {
-                    logger.error("configuration reload failed; keeping the previous one", metadata: ["error": "\(error)"])
-                }
-            }
         }
         SystemdNotifier.send("STOPPING=1")
         watchdog?.cancel()
