@@ -130,7 +130,7 @@ struct FleetUI: Sendable {
     static func crossSiteRefusal(_ request: Request, form: [String: String]) -> String? {
         if let origin = request.headers[.origin] {
             let scheme = isHTTPS(request) ? "https" : "http"
-            guard let host = request.head.authority ?? request.headers[.host], origin == "\(scheme)://\(host)" else {
+            guard let host = request.head.authority, origin == "\(scheme)://\(host)" else {
                 return "cross-site form refused (Origin \(origin))"
             }
         }
