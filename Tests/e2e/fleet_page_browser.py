@@ -20,7 +20,9 @@ import sys
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 
 def browser(out_dir):
@@ -45,6 +47,15 @@ def browser(out_dir):
     return driver
 
 
+def settle(driver, condition, seconds=20):
+    """Waits until a click's navigation has landed (condition true); the caller's checks
+    then say what went wrong if it never does."""
+    try:
+        WebDriverWait(driver, seconds, poll_frequency=0.1).until(lambda d: condition(d))
+    except TimeoutException:
+        pass
+
+
 def texts(driver, selector):
     return [e.text.strip() for e in driver.find_elements(By.CSS_SELECTOR, selector)]
 
@@ -64,12 +75,14 @@ def main():
         driver.find_element(By.ID, "username").send_keys(user)
         driver.find_element(By.ID, "password").send_keys("not-the-password")
         driver.find_element(By.ID, "sign-in").click()
+        settle(driver, lambda d: d.find_elements(By.ID, "login-error"))
         seen["wrong_password_message"] = " ".join(texts(driver, "#login-error"))
 
         driver.find_element(By.ID, "username").clear()
         driver.find_element(By.ID, "username").send_keys(user)
         driver.find_element(By.ID, "password").send_keys(password)
         driver.find_element(By.ID, "sign-in").click()
+        settle(driver, lambda d: d.find_elements(By.ID, "counters"))
         seen["after_login_url"] = driver.current_url
         seen["cookies"] = [
             {k: c.get(k) for k in ("name", "httpOnly", "sameSite", "path", "secure")} for c in driver.get_cookies()
@@ -92,6 +105,7 @@ def main():
 
         if satellite:
             driver.find_element(By.CSS_SELECTOR, f'#satellites tr[data-satellite="{satellite}"] a').click()
+            settle(driver, lambda d: d.find_elements(By.ID, "satellite-name"))
             detail = {"url": driver.current_url}
             detail["heading"] = " ".join(texts(driver, "#satellite-name"))
             detail["summary"] = {
@@ -112,6 +126,7 @@ def main():
             seen["detail"] = detail
 
         driver.find_element(By.ID, "logout").click()
+        settle(driver, lambda d: d.find_elements(By.ID, "login"))
         seen["after_logout_url"] = driver.current_url
         driver.get(base + "/ui/")
         seen["after_logout_overview_url"] = driver.current_url
