@@ -84,7 +84,7 @@ enum FleetPage {
         th{background:var(--bg);font-weight:600}
         .badge{display:inline-block;padding:0 .55em;border-radius:1em;color:#fff;font-size:.9em;white-space:nowrap}
         .badge.in_sync{background:var(--ok)}.badge.drifting{background:var(--warn)}.badge.stale{background:var(--bad)}.badge.never_seen{background:var(--none)}
-        code{font:12px ui-monospace,monospace}.muted{color:#57606a}
+        code{font:12px ui-monospace,monospace}.muted{color:#57606a}time{white-space:nowrap}
         ul.plain{margin:0;padding-left:1.1em}
         dl{display:grid;grid-template-columns:max-content 1fr;gap:.25em 1.2em}dt{font-weight:600}dd{margin:0}
         .login{max-width:22em;margin:4em auto;padding:1.4em;border:1px solid var(--line);border-radius:8px;background:var(--bg)}
