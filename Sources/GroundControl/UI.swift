@@ -12,7 +12,6 @@ import SQLKit
 /// browser names one, an `Origin` equal to the page's own: a cross-site form can do
 /// neither.
 struct FleetUI: Sendable {
-    let config: GroundControlConfig
     let repository: FleetRepository
 
     typealias Context = BasicRequestContext

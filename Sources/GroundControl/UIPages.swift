@@ -215,7 +215,7 @@ enum FleetPage {
         let configPublished = s.configName.flatMap { published[FleetNames.configStateRepository($0)] } ?? ""
         func applied(_ reported: String?, _ wanted: String) -> String {
             guard let reported, !reported.isEmpty else { return "" }
-            if wanted.isEmpty || reported == wanted { return " <span class=\"muted\">(applied)</span>" }
+            if reported == wanted { return " <span class=\"muted\">(applied)</span>" }
             return " <span class=\"error\">(satellite has \(short(reported)))</span>"
         }
         var body = "<h2 id=\"satellite-name\">\(escape(s.name)) \(badge(s.state))</h2><dl id=\"summary\">"

@@ -136,7 +136,7 @@ import Testing
             }
             var https = browser
             https[.origin] = "https://\(Self.host)"
-            https[HTTPField.Name("X-Forwarded-Proto")!] = "https"
+            https[.init("X-Forwarded-Proto")!] = "https"
             try await client.execute(uri: "/ui/login", method: .post, headers: https, body: Self.form(good)) { response in
                 #expect(response.status == .seeOther)
                 #expect(Self.setCookies(response, "gc_session").first?.contains("Secure") == true)
@@ -150,7 +150,7 @@ import Testing
                 #expect(page.contains(#"id="count-total" href="/ui/"><b>2</b>"#))
                 #expect(page.contains(#"id="count-in_sync" href="/ui/?state=in_sync"><b>1</b>"#))
                 #expect(page.contains(#"id="count-never_seen" href="/ui/?state=never_seen"><b>1</b>"#))
-                #expect(page.contains(#"id="count-groups" href="#groups"><b>1</b>"#))
+                #expect(page.contains(##"id="count-groups" href="#groups"><b>1</b>"##))
                 #expect(page.contains(#"data-state="in_sync">in sync</span>"#))
                 #expect(page.contains(#"data-state="never_seen">never seen</span>"#))
                 #expect(page.contains("<li>library/nginx:1.27 "))
