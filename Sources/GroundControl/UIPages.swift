@@ -41,19 +41,27 @@ enum FleetPage {
         return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
     }
 
-    /// "2026-12-05T14:00:00Z (42 s ago)".
-    static func seen(_ rfc3339: String?) -> String {
-        guard let rfc3339 else { return "never" }
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        guard let date = ISO8601DateFormatter().date(from: rfc3339) ?? fractional.date(from: rfc3339) else {
-            return escape(rfc3339)
+    /// Reads the RFC 3339 times of one page against one "now"; made once per page (a
+    /// formatter is costly to make, and a page may show thousands of times).
+    struct Clock {
+        let now = Date()
+        let plain = ISO8601DateFormatter()
+        let fractional: ISO8601DateFormatter = {
+            let f = ISO8601DateFormatter()
+            f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            return f
+        }()
+
+        /// "2026-12-05T14:00:00Z (42 s ago)".
+        func seen(_ rfc3339: String?) -> String {
+            guard let rfc3339 else { return "never" }
+            guard let date = plain.date(from: rfc3339) ?? fractional.date(from: rfc3339) else { return escape(rfc3339) }
+            let ago = max(0, Int64(now.timeIntervalSince(date)))
+            let text =
+                ago < 120 ? "\(ago) s ago" : ago < 7200 ? "\(ago / 60) min ago" : ago < 172_800 ? "\(ago / 3600) h ago"
+                : "\(ago / 86400) days ago"
+            return "<time datetime=\"\(escape(rfc3339))\">\(escape(rfc3339))</time> <span class=\"muted\">(\(text))</span>"
         }
-        let ago = max(0, Int64(Date().timeIntervalSince(date)))
-        let text =
-            ago < 120 ? "\(ago) s ago" : ago < 7200 ? "\(ago / 60) min ago" : ago < 172_800 ? "\(ago / 3600) h ago"
-            : "\(ago / 86400) days ago"
-        return "<time datetime=\"\(escape(rfc3339))\">\(escape(rfc3339))</time> <span class=\"muted\">(\(text))</span>"
     }
 
     static func badge(_ state: String) -> String {
@@ -141,6 +149,7 @@ enum FleetPage {
     static func overview(
         user: UIUser, satellites: [SatelliteView], groups: [GroupView], filter: String?, published: [String: String]
     ) -> String {
+        let clock = Clock()
         var counts: [String: Int] = [:]
         for s in satellites { counts[s.state, default: 0] += 1 }
         var body = "<section class=\"counters\" id=\"counters\">"
@@ -168,7 +177,7 @@ enum FleetPage {
                 body += """
                     <tr data-satellite="\(escape(s.name))"><td><a href="/ui/satellites/\(pathSegment(s.name))">\(escape(s.name))</a></td>\
                     <td>\(badge(s.state))</td><td>\(s.groups.map(escape).joined(separator: ", "))</td>\
-                    <td>\(escape(s.configName ?? "–"))</td><td>\(seen(s.lastSeen))</td></tr>
+                    <td>\(escape(s.configName ?? "–"))</td><td>\(clock.seen(s.lastSeen))</td></tr>
                     """
             }
             body += "</tbody></table>"
@@ -210,6 +219,7 @@ enum FleetPage {
         user: UIUser, satellite s: SatelliteView, status: SatelliteStatusView, heartbeats: [HeartbeatView],
         published: [String: String]
     ) -> String {
+        let clock = Clock()
         let last = heartbeats.first?.report
         let statePublished = published[FleetNames.satelliteStateRepository(s.name)] ?? ""
         let configPublished = s.configName.flatMap { published[FleetNames.configStateRepository($0)] } ?? ""
@@ -219,7 +229,7 @@ enum FleetPage {
             return " <span class=\"error\">(satellite has \(short(reported)))</span>"
         }
         var body = "<h2 id=\"satellite-name\">\(escape(s.name)) \(badge(s.state))</h2><dl id=\"summary\">"
-        body += "<dt>Last seen</dt><dd>\(seen(s.lastSeen))</dd>"
+        body += "<dt>Last seen</dt><dd>\(clock.seen(s.lastSeen))</dd>"
         body += "<dt>Groups</dt><dd>\(s.groups.isEmpty ? "<span class=\"muted\">none</span>" : s.groups.map(escape).joined(separator: ", "))</dd>"
         body += "<dt>Config</dt><dd>\(escape(s.configName ?? "–"))</dd>"
         body += "<dt>Registry user</dt><dd><code>\(escape(s.robotName))</code></dd>"
@@ -273,7 +283,7 @@ enum FleetPage {
             for h in heartbeats {
                 let r = h.report
                 body += """
-                    <tr><td>\(seen(h.receivedAt))</td><td>\(short(r.latestStateDigest))</td><td>\(short(r.latestConfigDigest))</td>\
+                    <tr><td>\(clock.seen(h.receivedAt))</td><td>\(short(r.latestStateDigest))</td><td>\(short(r.latestConfigDigest))</td>\
                     <td>\(r.imageCount)</td><td>\(bytes(Int64(clamping: r.storageUsedBytes)))</td>\
                     <td>\(bytes(Int64(clamping: r.memoryUsedBytes)))</td><td>\(String(format: "%.1f", r.cpuPercent)) %</td>\
                     <td>\(r.lastSyncDurationMs) ms</td><td>\(escape(r.activity))</td></tr>

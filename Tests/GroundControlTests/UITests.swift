@@ -4,6 +4,7 @@ import GroundControl
 import Hummingbird
 import HummingbirdTesting
 import JSONCoding
+import SQLKit
 import Testing
 
 /// The fleet page through Hummingbird's router: redirects, the login form and its
@@ -193,6 +194,54 @@ import Testing
                 #expect($0.headers[.location] == "/ui/login")
             }
             try await client.execute(uri: "/ui/", method: .get, headers: signedIn) { #expect($0.status == .seeOther) }
+        }
+    }
+
+    /// The list (three queries for the whole fleet, used by the overview, /api/satellites
+    /// and /metrics) says what the per-satellite status says, for every state.
+    @Test(arguments: TestDatabases.Kind.enabled)
+    func listAgreesWithEachStatus(kind: TestDatabases.Kind) async throws {
+        let repository = try await TestDatabases.open(kind)
+        defer { Task { await repository.database.shutdown() } }
+        let artifacts = [
+            GroupArtifact(repository: "library/nginx", tag: ["1.27"]),
+            GroupArtifact(repository: "library/redis", digest: "sha256:" + String(repeating: "c", count: 64)),
+            GroupArtifact(repository: "library/gone", tag: ["1"], deleted: true),
+        ]
+        for (group, wanted) in [("ships", artifacts), ("ports", [artifacts[0]])] {
+            let body: JSON = .object([
+                ("group", .string(group)), ("registry", .string("r.example")),
+                ("artifacts", try JSON.parse(try JSONCoder.encode(wanted))),
+            ])
+            _ = try await repository.syncGroup(try JSONCoder.decode(GroupSyncRequest.self, from: body))
+        }
+        for name in ["a-in-sync", "b-drifting", "c-stale", "d-never", "e-no-group"] {
+            let groups = name == "e-no-group" ? [] : name == "a-in-sync" ? ["ships", "ports"] : ["ships"]
+            _ = try await repository.createSatellite(name: name, groups: groups, configName: nil)
+        }
+        let all = [
+            CachedImage(reference: "r.example/library/nginx:1.27", sizeBytes: 1),
+            CachedImage(reference: "library/redis@sha256:" + String(repeating: "c", count: 64), sizeBytes: 1),
+        ]
+        for (name, images) in [("a-in-sync", all), ("b-drifting", [all[0]]), ("c-stale", all), ("e-no-group", [all[0]])] {
+            // Two heartbeats: the list must judge by the newest.
+            try await repository.recordHeartbeat(satellite: name, Heartbeat(name: name, activity: "old", cachedImages: []))
+            try await Task.sleep(for: .milliseconds(5))
+            try await repository.recordHeartbeat(
+                satellite: name,
+                Heartbeat(name: name, activity: "new", stateReportInterval: "@every 00h00m30s", cachedImages: images))
+        }
+        try await repository.database.withDatabase { db in
+            try await db.raw("UPDATE gc_satellites SET last_seen = last_seen - 3600 WHERE name = 'c-stale'").run()
+        }
+        let list = try await repository.listSatellites()
+        #expect(list.map(\.name) == ["a-in-sync", "b-drifting", "c-stale", "d-never", "e-no-group"])
+        #expect(list.map(\.state) == ["in_sync", "drifting", "stale", "never_seen", "in_sync"])
+        for view in list {
+            #expect(view == (try await repository.satellite(view.name)))
+            let status = try await repository.satelliteStatus(view.name)
+            #expect(status.state == view.state)
+            #expect(status.lastSeen == view.lastSeen)
         }
     }
 }
