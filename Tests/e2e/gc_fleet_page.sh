@@ -108,7 +108,7 @@ group_sync() { # ARTIFACT_JSON...
 }
 group_sync "$(art proj/app v1 "$APP")"
 api POST /api/configs "$(jq -cn '{config_name:"edge-cfg",
-    config:{app_config:{state_replication_interval:"@every 00h00m02s", heartbeat_interval:"@every 00h00m02s", log_level:"info"}}}')" >/dev/null
+    config:{app_config:{state_replication_interval:"@every 00h00m02s", heartbeat_interval:"@every 00h00m05s", log_level:"info"}}}')" >/dev/null
 api POST /api/satellites '{"name":"edge-01","groups":["site-a"],"config_name":"edge-cfg"}' | jq -r '.token // empty' > "$T/join.token"
 [[ -s "$T/join.token" ]] || fail "POST /api/satellites returned no token"
 api POST /api/satellites '{"name":"edge-02","groups":["site-a"]}' >/dev/null
@@ -116,7 +116,7 @@ api POST /api/satellites '{"name":"edge-02","groups":["site-a"]}' >/dev/null
 STORE=$T/store
 SAT_ADDR="127.0.0.1:$(free_port)"
 jq -n --arg store "$STORE" --arg listen "$SAT_ADDR" --arg gc "$GC_URL" --arg tok "$T/join.token" \
-    '{storage:{path:$store}, registry:{listen:$listen}, groundControl:{url:$gc, tokenFile:$tok, heartbeat:"2s"}}' > "$T/sat.json"
+    '{storage:{path:$store}, registry:{listen:$listen}, groundControl:{url:$gc, tokenFile:$tok, heartbeat:"5s"}}' > "$T/sat.json"
 "$SAT" run --config "$T/sat.json" >>"$T/sat.log" 2>&1 &
 SAT_PID=$!
 on_exit "kill_wait $SAT_PID"
