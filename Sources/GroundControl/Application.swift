@@ -13,7 +13,7 @@ public func buildApplication(
     let router = Router(context: BasicRequestContext.self)
     let api = FleetAPI(config: config, repository: repository, publisher: publisher, tokenIssuer: tokenIssuer)
     api.register(on: router)
-    FleetUI(repository: repository).register(on: router)
+    FleetUI(config: config, repository: repository).register(on: router)
     return Application(
         router: router,
         configuration: .init(

@@ -12,6 +12,7 @@ import SQLKit
 /// browser names one, an `Origin` equal to the page's own: a cross-site form can do
 /// neither.
 struct FleetUI: Sendable {
+    let config: GroundControlConfig
     let repository: FleetRepository
 
     typealias Context = BasicRequestContext
@@ -77,7 +78,7 @@ struct FleetUI: Sendable {
             response.setCookie(
                 Cookie(
                     name: Self.sessionCookie, value: session.token, maxAge: Int(FleetRepository.sessionSeconds),
-                    path: "/ui", secure: Self.isHTTPS(request), httpOnly: true, sameSite: .strict))
+                    path: "/ui", secure: isHTTPS(request), httpOnly: true, sameSite: .strict))
             return response
         } catch let error as APIError {
             return loginPage(request, message: error.message, status: error.status)
@@ -97,7 +98,7 @@ struct FleetUI: Sendable {
         var response = Self.redirect("/ui/login")
         response.setCookie(
             Cookie(
-                name: Self.sessionCookie, value: "", maxAge: 0, path: "/ui", secure: Self.isHTTPS(request),
+                name: Self.sessionCookie, value: "", maxAge: 0, path: "/ui", secure: isHTTPS(request),
                 httpOnly: true, sameSite: .strict))
         return response
     }
@@ -108,7 +109,7 @@ struct FleetUI: Sendable {
         if request.cookies[Self.csrfCookie]?.value != csrf {
             response.setCookie(
                 Cookie(
-                    name: Self.csrfCookie, value: csrf, path: "/ui", secure: Self.isHTTPS(request), httpOnly: true,
+                    name: Self.csrfCookie, value: csrf, path: "/ui", secure: isHTTPS(request), httpOnly: true,
                     sameSite: .strict))
         }
         return response
@@ -126,10 +127,12 @@ struct FleetUI: Sendable {
     }
 
     /// Why a POST form must be refused as possibly cross-site, or nil.
+    ///
+    /// The Origin must name this host (either scheme: behind a proxy that terminates TLS
+    /// without saying so, the browser's `https://` meets our `http`).
     static func crossSiteRefusal(_ request: Request, form: [String: String]) -> String? {
         if let origin = request.headers[.origin] {
-            let scheme = isHTTPS(request) ? "https" : "http"
-            guard let host = request.head.authority, origin == "\(scheme)://\(host)" else {
+            guard let host = request.head.authority, origin == "http://\(host)" || origin == "https://\(host)" else {
                 return "cross-site form refused (Origin \(origin))"
             }
         }
@@ -141,9 +144,11 @@ struct FleetUI: Sendable {
         return nil
     }
 
-    /// Whether the browser talks HTTPS to us: TLS here, or a proxy in front saying so.
-    static func isHTTPS(_ request: Request) -> Bool {
-        request.head.scheme == "https" || request.headers[.init("X-Forwarded-Proto")!]?.lowercased() == "https"
+    /// Whether the browser talks HTTPS to us: TLS here (`tls.certFile`; Hummingbird's HTTP/1
+    /// codec says `http` even over TLS), or a proxy in front saying so.
+    func isHTTPS(_ request: Request) -> Bool {
+        config.tlsCertFile != nil || request.head.scheme == "https"
+            || request.headers[.init("X-Forwarded-Proto")!]?.lowercased() == "https"
     }
 
     // MARK: pages

@@ -244,4 +244,32 @@ import Testing
             #expect(status.lastSeen == view.lastSeen)
         }
     }
+
+    /// Served over TLS (`tls.certFile`), every cookie of the page is Secure.
+    @Test func cookiesAreSecureWhenServingTLS() async throws {
+        var config = TestDatabases.testConfig()
+        config.tlsCertFile = "/etc/ground-control/tls.crt"
+        config.tlsKeyFile = "/etc/ground-control/tls.key"
+        let h = try await APITests.harness(.sqlite, config: config)
+        defer { Task { await h.repository.database.shutdown() } }
+        try await h.app.test(.router) { client in
+            var csrf = ""
+            try await client.execute(uri: "/ui/login", method: .get) { response in
+                let cookie = Self.setCookies(response, "gc_csrf").first ?? ""
+                #expect(cookie.contains("Secure"))
+                csrf = Self.cookieValue(cookie)
+            }
+            try await client.execute(
+                uri: "/ui/login", method: .post,
+                headers: [
+                    .cookie: "gc_csrf=\(csrf)", .origin: "https://\(Self.host)",
+                    .contentType: "application/x-www-form-urlencoded",
+                ],
+                body: Self.form([("csrf", csrf), ("username", "admin"), ("password", APITests.adminPassword)])
+            ) { response in
+                #expect(response.status == .seeOther)
+                #expect(Self.setCookies(response, "gc_session").first?.contains("Secure") == true)
+            }
+        }
+    }
 }
