@@ -129,9 +129,12 @@ log "step 1 ok: edge-01 joined, synced proj/app:v1, in sync"
 # ---------------------------------------------------------------- 2. the fleet page in Chromium
 browse() { # OUT_DIR: runs the browser, prints its JSON to OUT_DIR/seen.json
     mkdir -p "$1"
-    timeout --kill-after=5 90 "$PY" "$E2E_DIR/fleet_page_browser.py" "$GC_URL" admin "$ADMIN_PW" "$1" edge-01 \
-        >"$1/seen.json" 2>"$1/browser.err" \
-        || fail "the browser run failed: $(tail -n 4 "$1/browser.err" | tr '\n' ' ' | cut -c1-800)"
+    # Its own process group (chromedriver, chromium and its helpers), stopped whatever happens.
+    setsid timeout --kill-after=5 90 "$PY" "$E2E_DIR/fleet_page_browser.py" "$GC_URL" admin "$ADMIN_PW" "$1" edge-01 \
+        >"$1/seen.json" 2>"$1/browser.err" &
+    local pid=$!
+    on_exit "kill -KILL -- -$pid 2>/dev/null"
+    wait "$pid" || fail "the browser run failed: $(tail -n 4 "$1/browser.err" | tr '\n' ' ' | cut -c1-800)"
 }
 check() { # FILE JQ_EXPR WHAT
     jq -e "$2" "$1" >/dev/null || fail "the page does not show $3: $(jq -c . "$1" | cut -c1-1500)"
