@@ -14,6 +14,7 @@ public func buildApplication(
     let router = Router(context: BasicRequestContext.self)
     let api = FleetAPI(config: config, repository: repository, publisher: publisher, tokenIssuer: tokenIssuer)
     api.register(on: router)
+    FleetUI(config: config, repository: repository).register(on: router)
     return Application(
         router: router,
         server: server,

@@ -424,27 +424,50 @@ public struct FleetRepository: Sendable {
                 LEFT JOIN gc_image_sets s ON s.digest = h.images_digest
                 WHERE h.satellite_name = \(bind: satellite) ORDER BY h.received_at_ms DESC LIMIT \(bind: limit)
                 """
-            ).all().map { row in
-                let json = try row.decode(column: "images_json", as: String.self)
-                let images = json.isEmpty ? [] : try JSONCoder.decode([CachedImage].self, from: Array(json.utf8))
-                let report = Heartbeat(
-                    name: satellite,
-                    activity: try row.decode(column: "activity", as: String.self),
-                    stateReportInterval: try row.decode(column: "state_report_interval", as: String.self),
-                    latestStateDigest: try row.decode(column: "latest_state_digest", as: String.self),
-                    latestConfigDigest: try row.decode(column: "latest_config_digest", as: String.self),
-                    memoryUsedBytes: UInt64(clamping: try row.decode(column: "memory_used_bytes", as: Int64.self)),
-                    storageUsedBytes: UInt64(clamping: try row.decode(column: "storage_used_bytes", as: Int64.self)),
-                    cpuPercent: try row.decode(column: "cpu_percent", as: Double.self),
-                    requestCreatedTime: try row.decode(column: "request_created_time", as: String.self),
-                    lastSyncDurationMs: try row.decode(column: "last_sync_duration_ms", as: Int64.self),
-                    imageCount: Int(try row.decode(column: "image_count", as: Int64.self)),
-                    cachedImages: images)
-                return HeartbeatView(
-                    receivedAt: Time.rfc3339(milliseconds: try row.decode(column: "received_at_ms", as: Int64.self)),
-                    report: report)
-            }
+            ).all().map { try Self.heartbeatView($0, satellite: satellite) }
         }
+    }
+
+    /// The newest heartbeat of every satellite that has reported, in one query.
+    func latestHeartbeats() async throws -> [String: HeartbeatView] {
+        try await database.withDatabase { db in
+            var result: [String: HeartbeatView] = [:]
+            for row in try await db.raw(
+                """
+                SELECT h.*, COALESCE(s.images, h.cached_images) AS images_json FROM gc_heartbeats h JOIN
+                  (SELECT satellite_name, MAX(received_at_ms) AS newest FROM gc_heartbeats GROUP BY satellite_name) n
+                  ON h.satellite_name = n.satellite_name AND h.received_at_ms = n.newest
+                LEFT JOIN gc_image_sets s ON s.digest = h.images_digest
+                """
+            ).all() {
+                let name = try row.decode(column: "satellite_name", as: String.self)
+                result[name] = try Self.heartbeatView(row, satellite: name)
+            }
+            return result
+        }
+    }
+
+    static func heartbeatView(_ row: any SQLRow, satellite: String) throws -> HeartbeatView {
+        // The image list lives in gc_image_sets (by digest) or, for rows written before that
+        // table existed, inline; the queries hand either one over as images_json.
+        let json = try row.decode(column: "images_json", as: String.self)
+        let images = json.isEmpty ? [] : try JSONCoder.decode([CachedImage].self, from: Array(json.utf8))
+        let report = Heartbeat(
+            name: satellite,
+            activity: try row.decode(column: "activity", as: String.self),
+            stateReportInterval: try row.decode(column: "state_report_interval", as: String.self),
+            latestStateDigest: try row.decode(column: "latest_state_digest", as: String.self),
+            latestConfigDigest: try row.decode(column: "latest_config_digest", as: String.self),
+            memoryUsedBytes: UInt64(clamping: try row.decode(column: "memory_used_bytes", as: Int64.self)),
+            storageUsedBytes: UInt64(clamping: try row.decode(column: "storage_used_bytes", as: Int64.self)),
+            cpuPercent: try row.decode(column: "cpu_percent", as: Double.self),
+            requestCreatedTime: try row.decode(column: "request_created_time", as: String.self),
+            lastSyncDurationMs: try row.decode(column: "last_sync_duration_ms", as: Int64.self),
+            imageCount: Int(try row.decode(column: "image_count", as: Int64.self)),
+            cachedImages: images)
+        return HeartbeatView(
+            receivedAt: Time.rfc3339(milliseconds: try row.decode(column: "received_at_ms", as: Int64.self)),
+            report: report)
     }
 
     struct SatelliteRow: Sendable {
@@ -487,11 +510,23 @@ public struct FleetRepository: Sendable {
         }
     }
 
-    /// Every satellite with its state; for the list routes and a fleet page.
+    /// Every satellite with its state; for the list routes, /metrics and the fleet page.
+    /// Three queries whatever the fleet's size (satellites with memberships, groups, newest
+    /// heartbeats), not a few per satellite.
     public func listSatellites() async throws -> [SatelliteView] {
-        var views: [SatelliteView] = []
-        for row in try await satelliteRows() { views.append(try await status(of: row).view(row)) }
-        return views
+        let rows = try await satelliteRows()
+        let groups = try await database.withDatabase { db in
+            try await db.raw("SELECT name, registry, artifacts, created_at, updated_at FROM gc_groups").all().map {
+                try Self.groupRow($0)
+            }
+        }
+        let groupsByName = Dictionary(groups.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let latest = try await latestHeartbeats()
+        let now = Self.now()
+        return rows.map { row in
+            let desired = Self.desiredImages(row.groups.compactMap { groupsByName[$0] })
+            return status(of: row, desired: desired, last: latest[row.name], now: now).view(row)
+        }
     }
 
     public func satellite(_ name: String) async throws -> SatelliteView {
@@ -550,7 +585,10 @@ public struct FleetRepository: Sendable {
     func status(of row: SatelliteRow) async throws -> SatelliteStatusView {
         let desired = try await desiredImages(groups: row.groups)
         let last = try await heartbeats(satellite: row.name, limit: 1).first
-        let now = Self.now()
+        return status(of: row, desired: desired, last: last, now: Self.now())
+    }
+
+    func status(of row: SatelliteRow, desired: [String], last: HeartbeatView?, now: Int64) -> SatelliteStatusView {
         let reported = Set((last?.report.cachedImages ?? []).flatMap { Self.referenceForms($0.reference) })
         let desiredForms = desired.map { ($0, Self.referenceForms($0)) }
         let missing = desiredForms.filter { Set($0.1).isDisjoint(with: reported) }.map { $0.0 }
@@ -598,9 +636,16 @@ public struct FleetRepository: Sendable {
 
     /// `repository:tag` / `repository@digest` of every wanted image of these groups.
     func desiredImages(groups: [String]) async throws -> [String] {
-        var result: [String] = []
+        var rows: [GroupRow] = []
         for group in groups {
-            guard let g = try await groupRow(group) else { continue }
+            if let g = try await groupRow(group) { rows.append(g) }
+        }
+        return Self.desiredImages(rows)
+    }
+
+    static func desiredImages(_ groups: [GroupRow]) -> [String] {
+        var result: [String] = []
+        for g in groups {
             for artifact in g.artifacts where artifact.isWantedImage {
                 if !artifact.digest.isEmpty {
                     result.append("\(artifact.repository)@\(artifact.digest)")
