@@ -33,6 +33,10 @@ public struct ImagePublisher: Sendable {
         /// like a client's push, so it is not one of the agent's managed tags (no hooks; the
         /// sync does not remove it as an unwanted tag).
         case signature
+        /// The pull-through proxy: a miss fetched from the upstream. Its tags are the agent's
+        /// (``ManagedTags/proxied``: refused to client pushes) but cache: no hook events, not
+        /// removed by the sync, evicted by LRU.
+        case proxy
     }
 
     /// A manifest as received: the exact bytes, so its digest stays the source's.
@@ -166,6 +170,17 @@ public struct ImagePublisher: Sendable {
                 managed.tags[key] = image.top.digest.description
                 managed.reclaim(image.top.digest.description)
                 managedChanged = true
+            }
+        }
+        if image.origin == .proxy, !image.tags.isEmpty {
+            var proxied = ManagedTags.read(store: store)
+            var table = proxied.proxied ?? [:]
+            for tag in image.tags { table["\(repository):\(tag)"] = image.top.digest.description }
+            proxied.proxied = table
+            do {
+                try proxied.write(store: store)
+            } catch {
+                logger?.error("cannot record the proxied tags", metadata: ["error": "\(error)"])
             }
         }
         if managedChanged {
