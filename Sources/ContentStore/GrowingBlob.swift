@@ -56,8 +56,11 @@ public final class GrowingBlob: Sendable {
     /// The transfer wrote up to `offset` (it may go back: an upstream that ignored a range
     /// made the transfer start over, and readers then wait for the bytes again).
     public func advance(to offset: Int64) {
+        // The last byte is held back until the digest matched (``finish()``): a client that
+        // got every byte would see a valid completion of content that may yet fail.
+        let available = min(offset, size - 1)
         let ready = state.withLock { state -> [@Sendable (Status) -> Void] in
-            state.available = min(offset, size)
+            state.available = available
             var ready: [@Sendable (Status) -> Void] = []
             state.waiters.removeAll { waiter in
                 guard state.available > waiter.after else { return false }
@@ -66,7 +69,6 @@ public final class GrowingBlob: Sendable {
             }
             return ready
         }
-        let available = min(offset, size)
         for resume in ready { resume(.available(available)) }
     }
 

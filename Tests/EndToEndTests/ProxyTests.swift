@@ -1,0 +1,13 @@
+import Testing
+import TestSupport
+
+extension EndToEnd {
+    /// The pull-through proxy and registry mirror (issue 14) against Debian's docker-registry.
+    @Suite struct Proxy {
+        /// 20 concurrent clients share one upstream transfer; kill -9 mid-transfer resumes;
+        /// a corrupting upstream leaves nothing visible; proxy.allow keeps the upstream out.
+        @Test func coalescingResumeCorruptionAndAllowList() throws {
+            try EndToEnd.run("proxy_faults.sh", [TestEnvironment.binary])
+        }
+    }
+}
