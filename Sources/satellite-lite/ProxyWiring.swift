@@ -41,7 +41,7 @@ extension Settings {
         let configuration = PullThroughProxy.Configuration(
             allows: { name in allow.isEmpty || allow.contains { TrustPolicy.glob($0, matches: name) } },
             tagRecheck: config.proxy.tagRecheck,
-            transferTimeout: max(120_000_000_000, profile.sync.stallTimeout * 2),
+            transferTimeout: max(10_000_000_000, profile.sync.stallTimeout * 2),
             continueUnwatched: profile.proxy.continueUnwatched,
             makeRoom: { digest, size in
                 _ = try quota.makeRoom(store: store, for: [digest: size], roots: roots, logger: logger)

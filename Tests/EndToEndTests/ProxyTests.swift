@@ -15,5 +15,11 @@ extension EndToEnd {
         @Test func coalescingResumeCorruptionAndAllowList() throws {
             try EndToEnd.run("proxy_faults.sh", [TestEnvironment.binary])
         }
+
+        /// An upstream answering garbage (lying digests, endless bodies, wrong lengths, a
+        /// redirect loop): clean OCI errors or cut responses, nothing visible.
+        @Test func garbageUpstreamGetsCleanErrorsAndNothingStored() throws {
+            try EndToEnd.run("proxy_garbage.sh", [TestEnvironment.binary])
+        }
     }
 }
