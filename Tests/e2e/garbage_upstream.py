@@ -11,7 +11,8 @@ of known content) and then misbehaves as <case> says:
   redirect     the manifest redirects to itself, forever
   endless      the layer's GET body never ends (no Content-Length)
   shortlen     the layer's GET announces and sends 100 bytes fewer than the manifest says
-  wronglen     the layer's GET announces 100 bytes more than it sends, then closes
+  wronglen     the layer's GET announces 100 bytes more than it sends, then closes (the
+               bytes it did send are the right ones: they may verify)
 Prints nothing; writes the bound port to F.
 """
 import argparse
@@ -20,16 +21,21 @@ import http.server
 import json
 import socketserver
 
-LAYER = bytes((i * 7 + 3) % 251 for i in range(100000))
-LAYER_DIGEST = "sha256:" + hashlib.sha256(LAYER).hexdigest()
 CONFIG = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
 CONFIG_DIGEST = "sha256:" + hashlib.sha256(CONFIG).hexdigest()
-MANIFEST = json.dumps({
-    "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": CONFIG_DIGEST, "size": len(CONFIG)},
-    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": LAYER_DIGEST, "size": len(LAYER)}],
-}).encode()
-MANIFEST_DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
+
+
+def image(case):
+    """The layer (its content differs per case, so no two cases share a blob) and manifest."""
+    seed = sum(case.encode()) % 251
+    layer = bytes((i * 7 + seed) % 251 for i in range(100000))
+    layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": CONFIG_DIGEST, "size": len(CONFIG)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": len(layer)}],
+    }).encode()
+    return layer, layer_digest, manifest, "sha256:" + hashlib.sha256(manifest).hexdigest()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -72,6 +78,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if len(parts) < 6 or parts[1] != "v2" or parts[2] != "g":
             return self.send(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"no"}]}')
         case, kind, ref = parts[3], parts[4], parts[5]
+        LAYER, LAYER_DIGEST, MANIFEST, MANIFEST_DIGEST = image(case)
         mt = [("Content-Type", "application/vnd.oci.image.manifest.v1+json")]
         if kind == "manifests":
             if case == "redirect":

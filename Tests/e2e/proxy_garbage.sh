@@ -44,24 +44,29 @@ manifest_error baddigest 502 UNKNOWN
 manifest_error hugemanifest 502 UNKNOWN
 manifest_error redirect 403 DENIED
 
-LAYER=$(python3 -c 'import hashlib; print("sha256:" + hashlib.sha256(bytes((i * 7 + 3) % 251 for i in range(100000))).hexdigest())')
+layer_of() { curl -s -H "$MT" "http://$SAT/v2/g/$1/manifests/v1" | jq -r '.layers[0].digest'; }
 blob_cut() { # CASE: the manifest proxies fine; the layer's response is cut, nothing visible
-    local code
-    code=$(curl -s -o /dev/null -w '%{http_code}' -H "$MT" "http://$SAT/v2/g/$1/manifests/v1")
-    [[ "$code" == 200 ]] || fail "manifest of g/$1 answered $code, expected 200"
-    if curl -sf --max-time 60 -o "$T/$1.blob" "http://$SAT/v2/g/$1/blobs/$LAYER" 2> "$T/$1.err"; then
-        fail "the layer of g/$1 was served with a valid completion"
+    local layer
+    layer=$(layer_of "$1")
+    [[ "$layer" == sha256:* ]] || fail "manifest of g/$1 did not proxy (layer '$layer')"
+    if curl -sf --max-time 60 -o "$T/$1.blob" "http://$SAT/v2/g/$1/blobs/$layer" 2> "$T/$1.err"; then
+        # Only bytes that verified may ever complete.
+        [[ "$1" == wronglen && "$(sha256_file "$T/$1.blob")" == "$layer" ]] \
+            || fail "the layer of g/$1 was served with a valid completion"
+        log "g/$1: the bytes sent before the lying length ended verified: served whole"
+        return 0
     fi
     (( $(stat -c %s "$T/$1.blob" 2>/dev/null || echo 0) < 100000 )) || fail "g/$1: the client got every byte of a bad transfer"
+    [[ ! -e "$T/store/blobs/sha256/${layer:7:2}/${layer#sha256:}" ]] || fail "g/$1: a blob of a garbage transfer became visible"
 }
 for c in endless shortlen wronglen; do blob_cut "$c" & pids+=($!); done
 for p in "${pids[@]}"; do wait "$p" || exit 1; done
-[[ ! -e "$T/store/blobs/sha256/${LAYER:7:2}/${LAYER#sha256:}" ]] || fail "a blob of a garbage transfer became visible"
-log "endless, short and lying-length layers: every response cut, nothing visible"
+log "endless, short and lying-length layers: responses cut, nothing unverified visible"
 
 # The same upstream's correct image still pulls, verified.
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "$MT" "http://$SAT/v2/g/good/manifests/v1")
 [[ "$code" == 200 ]] || fail "the good manifest answered $code"
+LAYER=$(layer_of good)
 curl -sf -o "$T/good.blob" "http://$SAT/v2/g/good/blobs/$LAYER" || fail "the good layer failed"
 [[ "$(sha256_file "$T/good.blob")" == "$LAYER" ]] || fail "the good layer does not verify"
 kill -0 "$SAT_PID" || fail "satellite-lite died"

@@ -236,9 +236,10 @@ public final class PullThroughProxy: PullThrough {
     }
 
     public func fetchBlob(_ route: PullThroughRoute, digest: Digest) async throws -> GrowingBlob {
-        if let joined = join(digest) { return joined }
-        // Confirms the upstream holds the blob in this repository before anything is linked.
+        // Confirms the upstream holds the blob in this repository (a manifest of it named the
+        // blob, or a HEAD) before a client of it joins a transfer or anything is linked.
         let size = try await blobSize(route, digest: digest)
+        if let joined = join(digest) { return joined }
         if store.hasBlob(digest) {
             // Stored for another repository (or by a transfer that just finished).
             do { try store.linkBlob(digest, into: route.local) } catch {
