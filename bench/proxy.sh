@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# bench/proxy.sh [--runs N] [--size MiB] [--clients K] [--image MiB] [--bin PATH] [--profile NAME] [--check]
+# bench/proxy.sh [--runs N] [--size MiB] [--clients K] [--image MiB] [--wan RATE] [--bin PATH] [--profile NAME] [--check]
 #
 # Pull-through proxy benchmark: satellite-lite's proxy against Debian's docker-registry
 # (distribution 2.8) as the upstream, and against docker-registry's own pull-through
 # (`proxy.remoteurl`), on the same machine, in the same run. Each run, on fresh stores:
+# The upstream is on loopback; its WAN link is emulated by satellite-lite's own bandwidth cap
+# (`sync.bandwidth`, which the proxy shares with the sync) at --wan (default 100MB/s) for
+# steps 1-2, so "20 clients vs one" compares what a WAN-bound site sees. Steps 3-4 run
+# uncapped (docker-registry's proxy has no cap; the image comparison is loopback vs loopback).
 #   1. one client alone GETs an uncached --size MiB (default 256) blob through satellite-lite:
 #      the wall time T1;
 #   2. --clients (default 20) clients GET the same uncached blob at once through
@@ -20,14 +24,15 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/../Tests/e2e/lib.sh"
 
-RUNS=3 SIZE=256 CLIENTS=20 IMAGE=1024 BIN="" PROFILE=generic-amd64 CHECK=0
-usage() { echo "usage: $0 [--runs N] [--size MiB] [--clients K] [--image MiB] [--bin PATH] [--profile NAME] [--check]" >&2; exit 64; }
+RUNS=3 SIZE=256 CLIENTS=20 IMAGE=1024 WAN=100MB/s BIN="" PROFILE=generic-amd64 CHECK=0
+usage() { echo "usage: $0 [--runs N] [--size MiB] [--clients K] [--image MiB] [--wan RATE] [--bin PATH] [--profile NAME] [--check]" >&2; exit 64; }
 while (( $# )); do
     case $1 in
         --runs) RUNS=${2:-}; shift 2 ;;
         --size) SIZE=${2:-}; shift 2 ;;
         --clients) CLIENTS=${2:-}; shift 2 ;;
         --image) IMAGE=${2:-}; shift 2 ;;
+        --wan) WAN=${2:-}; shift 2 ;;
         --bin) BIN=${2:-}; shift 2 ;;
         --profile) PROFILE=${2:-}; shift 2 ;;
         --check) CHECK=1; shift ;;
@@ -51,13 +56,15 @@ now() { echo "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", b-a}'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 hwm_kib() { awk '/^VmHWM:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# rss_split PID: "VmRSS/RssAnon/RssFile" in MiB (file = the mapped binary and libraries)
+rss_split() { awk '/^(VmRSS|RssAnon|RssFile):/{v[$1]=$2/1024} END{printf "%.1f/%.1f/%.1f", v["VmRSS:"], v["RssAnon:"], v["RssFile:"]}' "/proc/$1/status" 2>/dev/null || echo "?"; }
 
 DOCKER_REGISTRY_ACCESSLOG=1 start_docker_registry "$T/up"
 UP=$DOCKER_REGISTRY_ADDR
 # upstream_bytes: body bytes the upstream has answered to blob GETs so far (its access log).
 upstream_bytes() {
     grep -E '"GET /v2/[^"]*/blobs/sha256:[0-9a-f]+ HTTP/1.1" (200|206) [0-9]+' "$T/up/registry.log" 2>/dev/null \
-        | sed -E 's/.*HTTP\/1.1" (200|206) ([0-9]+).*/\2/' | awk '{s+=$1} END{print s+0}'
+        | sed -E 's/.*HTTP\/1.1" (200|206) ([0-9]+).*/\2/' | awk '{s+=$1} END{printf "%.0f\n", s}'
 }
 
 # push_blob REPO FILE DIGEST: POST a session, PUT the whole file with ?digest=.
@@ -95,12 +102,12 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: applicati
     --data-binary @"$T/manifest" "http://$UP/v2/bench/image/manifests/v1")
 [[ "$code" == 201 ]] || fail "manifest PUT to the upstream answered $code"
 
-start_satellite() { # NAME -> SAT, SAT_PID
-    local dir=$T/$1
+start_satellite() { # NAME [RATE] -> SAT, SAT_PID
+    local dir=$T/$1 rate=${2:-0}
     rm -rf "$dir"; mkdir -p "$dir"
     SAT=127.0.0.1:$(free_port)
-    jq -n --arg s "$dir/store" --arg l "$SAT" --arg u "http://$UP" --arg p "$PROFILE" \
-        '{profile:$p, storage:{path:$s}, registry:{listen:$l}, upstream:{url:$u}, proxy:{enabled:true}}' > "$dir/config.json"
+    jq -n --arg s "$dir/store" --arg l "$SAT" --arg u "http://$UP" --arg p "$PROFILE" --arg r "$rate" \
+        '{profile:$p, storage:{path:$s}, registry:{listen:$l}, upstream:{url:$u}, sync:{bandwidth:$r}, proxy:{enabled:true}}' > "$dir/config.json"
     "$BIN" serve --config "$dir/config.json" > "$dir/log" 2>&1 &
     SAT_PID=$!
     on_exit "kill_wait $SAT_PID"
@@ -158,16 +165,16 @@ image_pull() {
 
 declare -a R_T1=() R_T20=() R_BYTES=() R_RSS=() R_DP_BYTES=() R_DP_T20=() R_TTFB=() R_TOTAL=()
 for (( run=1; run<=RUNS; run++ )); do
-    start_satellite sat1
+    start_satellite sat1 "$WAN"
     t1=$(clients "$SAT" bench/blob "$BLOB" 1)
     stop_satellite sat1
 
-    start_satellite sat20
+    start_satellite sat20 "$WAN"
     before=$(upstream_bytes)
     t20=$(clients "$SAT" bench/blob "$BLOB" "$CLIENTS")
     sleep 0.5
     bytes=$(( $(upstream_bytes) - before ))
-    rss=$(hwm_kib "$SAT_PID")
+    rss=$(hwm_kib "$SAT_PID") split=$(rss_split "$SAT_PID")
     stop_satellite sat20
 
     start_distribution_proxy
@@ -187,14 +194,14 @@ for (( run=1; run<=RUNS; run++ )); do
     R_DP_BYTES+=("$(awk -v b="$dp_bytes" -v s="$BYTES" 'BEGIN{printf "%.2f", b/s}')")
     R_TTFB+=("$(awk -v a="$p_ttfb" -v b="$d_ttfb" 'BEGIN{printf "%.2f", a/b}')")
     R_TOTAL+=("$(awk -v a="$p_total" -v b="$d_total" 'BEGIN{printf "%.2f", a/b}')")
-    log "run $run: satellite-lite 1 client ${t1}s, $CLIENTS clients ${t20}s, upstream ${R_BYTES[-1]}x, peak RSS $(( rss / 1024 )) MiB;" \
+    log "run $run: satellite-lite 1 client ${t1}s, $CLIENTS clients ${t20}s, upstream ${R_BYTES[-1]}x, peak RSS $(( rss / 1024 )) MiB (after: RSS/anon/file $split MiB);" \
         "docker-registry proxy: upstream ${R_DP_BYTES[-1]}x, ${dp_t20}s; image TTFB proxy ${p_ttfb}s vs direct ${d_ttfb}s, total ${p_total}s vs ${d_total}s"
 done
 
 T1=$(median "${R_T1[@]}") T20=$(median "${R_T20[@]}")
 RATIO=$(awk -v a="$T20" -v b="$T1" 'BEGIN{printf "%.2f", a/b}')
 UPX=$(median "${R_BYTES[@]}") RSS_MIB=$(( $(median "${R_RSS[@]}") / 1024 ))
-echo "satellite-lite proxy, $CLIENTS clients x one uncached $SIZE MiB blob (median of $RUNS runs):"
+echo "satellite-lite proxy, $CLIENTS clients x one uncached $SIZE MiB blob, upstream link capped at $WAN (median of $RUNS runs):"
 echo "  upstream bytes: ${UPX}x the blob (goal <= 1.02)"
 echo "  wall time to the last client: ${T20}s vs one client alone ${T1}s = ${RATIO}x (goal <= 1.2)"
 echo "  peak RSS: ${RSS_MIB} MiB (goal <= 24)"

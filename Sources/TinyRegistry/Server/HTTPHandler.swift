@@ -344,6 +344,7 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let loopContext = NIOLoopBound(context, eventLoop: eventLoop)
         let loopSelf = NIOLoopBound(self, eventLoop: eventLoop)
         let blob = reader.blob
+        let useSendfile = settings.useSendfile
         blob.whenReadable(after: offset) { status in
             let end: Int64
             switch status {
@@ -354,6 +355,19 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 end = blob.size
             case .available(let written):
                 end = written
+            }
+            if useSendfile, end - offset > 0, offset + remaining <= Int64(Int.max) {
+                // Everything written so far goes out in one sendfile(2) from the page cache:
+                // no copy through user space, no buffer per client.
+                let upTo = offset + min(end - offset, remaining)
+                pool.runIfActive(eventLoop: eventLoop) { try reader.handle() }.flatMap { handle -> EventLoopFuture<Void> in
+                    let region = FileRegion(fileHandle: handle, readerIndex: Int(offset), endIndex: Int(upTo))
+                    return loopContext.value.writeAndFlush(loopSelf.value.wrapOutboundOut(.body(.fileRegion(region)))).flatMap {
+                        loopSelf.value.streamGrowing(
+                            context: loopContext.value, reader: reader, offset: upTo, remaining: remaining - (upTo - offset))
+                    }
+                }.cascade(to: promise)
+                return
             }
             let want = Int(min(bufferSize, end - offset, remaining))
             pool.runIfActive(eventLoop: eventLoop) { () throws -> ByteBuffer in
@@ -421,13 +435,28 @@ final class GrowingReader: @unchecked Sendable {
         self.blob = blob
     }
 
+    private var fileHandle: NIOFileHandle?
+
     func descriptor() throws -> Int32 {
         if fd < 0 { fd = try blob.open() }
         return fd
     }
 
+    /// The descriptor as NIO's handle, for sendfile regions (which it then owns).
+    func handle() throws -> NIOFileHandle {
+        if let fileHandle { return fileHandle }
+        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: try descriptor())
+        fileHandle = handle
+        return handle
+    }
+
     func close() {
-        if fd >= 0 { PosixFile.close(fd) }
+        if let fileHandle {
+            try? fileHandle.close()
+        } else if fd >= 0 {
+            PosixFile.close(fd)
+        }
+        fileHandle = nil
         fd = -1
     }
 }
