@@ -3,6 +3,7 @@ import OCICore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// One connection of the registry: turns HTTP request parts into calls on ``RegistryAPI``
 /// (on the blocking pool) and writes the answers, streaming both ways through bounded
@@ -360,7 +361,11 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 // Everything written so far goes out in one sendfile(2) from the page cache:
                 // no copy through user space, no buffer per client.
                 let upTo = offset + min(end - offset, remaining)
-                pool.runIfActive(eventLoop: eventLoop) { try reader.handle() }.flatMap { handle -> EventLoopFuture<Void> in
+                // The file is opened on the pool once; every later wake-up goes straight to
+                // the event loop.
+                let opened = reader.openedHandle.map { eventLoop.makeSucceededFuture($0) }
+                    ?? pool.runIfActive(eventLoop: eventLoop) { try reader.handle() }
+                opened.flatMap { handle -> EventLoopFuture<Void> in
                     let region = FileRegion(fileHandle: handle, readerIndex: Int(offset), endIndex: Int(upTo))
                     return loopContext.value.writeAndFlush(loopSelf.value.wrapOutboundOut(.body(.fileRegion(region)))).flatMap {
                         loopSelf.value.streamGrowing(
@@ -435,7 +440,14 @@ final class GrowingReader: @unchecked Sendable {
         self.blob = blob
     }
 
-    private var fileHandle: NIOFileHandle?
+    private let opened = Mutex<NIOFileHandle?>(nil)
+    private var fileHandle: NIOFileHandle? {
+        get { opened.withLock { $0 } }
+        set { opened.withLock { $0 = newValue } }
+    }
+
+    /// The handle once ``handle()`` opened it.
+    var openedHandle: NIOFileHandle? { fileHandle }
 
     func descriptor() throws -> Int32 {
         if fd < 0 { fd = try blob.open() }
