@@ -5,7 +5,7 @@
 #   1. 20 clients GET one uncached 48 MB blob at once: all get identical bytes that hash to
 #      the digest; the upstream sent the blob once (<= 1.02x its size); /metrics counts the
 #      coalesced waiters; a Range request is answered from the stored blob.
-#   2. kill -9 of satellite-lite mid-transfer (bandwidth capped so it is mid-way), restart,
+#   2. the client receives bytes before the blob is complete; kill -9 of satellite-lite mid-transfer (bandwidth capped so it is mid-way), restart,
 #      pull again: the blob arrives whole and verified, the upstream answered a Range request
 #      (206) from the partial file's offset, and sent less than 1.5x the blob in total.
 #   3. a corrupting upstream (faultproxy --corrupt-digest, as a proxy mirror): the client's
@@ -94,12 +94,14 @@ want=$(dd if="$T/c1" bs=1000 skip=1 count=1 2>/dev/null | sha256sum | cut -d" " 
 log "20 clients: identical verified bytes, upstream sent $fetched for a $BIG_SIZE-byte blob, $coalesced coalesced, $(python3 -c "print(round($t1-$t0,2))") s"
 
 # 2. kill -9 mid-transfer, then resume from the partial file.
-curl -s -o /dev/null "http://$SAT/v2/library/resume/blobs/$RES" &
+curl -s -o "$T/early" "http://$SAT/v2/library/resume/blobs/$RES" &
 CPID=$!
 PART=$T/store/ingest/sha256-${RES#sha256:}
 wait_until 20 "a partial download of $RES" "[[ \$(stat -c %s '$PART' 2>/dev/null || echo 0) -gt $(( RES_SIZE / 4 )) ]]" "$T/sat.log"
 kill -9 "$SAT_PID"; wait "$SAT_PID" 2>/dev/null || true; wait "$CPID" 2>/dev/null || true
 part=$(stat -c %s "$PART")
+early=$(stat -c %s "$T/early" 2>/dev/null || echo 0)
+(( early > 0 )) || fail "the client received nothing before the blob was complete (no streaming)"
 (( part < RES_SIZE )) || fail "the transfer finished before the kill ($part bytes): nothing to resume"
 [[ ! -e "$T/store/blobs/sha256/${RES:7:2}/${RES#sha256:}" ]] || fail "a partial blob is visible after kill -9"
 before=$(count main)
@@ -111,7 +113,7 @@ after=$(( $(count main) - before ))
 grep -qE "GET /v2/library/resume/blobs/$RES 206" "$T/px-main/log" \
     || fail "the upstream got no Range request for $RES after the restart (no resume): $(grep -F "$RES" "$T/px-main/log" | tail -n 2 | tr '\n' ' ')"
 (( after < RES_SIZE - part / 2 )) || fail "after the restart the upstream sent $after bytes of a $RES_SIZE-byte blob with $part on disk: not resumed"
-log "kill -9 at $part of $RES_SIZE bytes; the restart fetched $after bytes with a Range request"
+log "kill -9 at $part of $RES_SIZE bytes (the client already had $early); the restart fetched $after bytes with a Range request"
 
 # 3. A corrupting upstream: the client is cut and nothing is kept.
 if curl -sf -o "$T/bad" "http://$SAT/v2/corrupt.example.com/library/bad/blobs/$BAD" 2> "$T/bad.err"; then

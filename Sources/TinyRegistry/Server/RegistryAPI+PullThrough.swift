@@ -74,6 +74,8 @@ extension RegistryAPI {
                         return try await self.proxiedBlob(request, proxied, digest, pullThrough)
                     } catch let error as PullThroughError {
                         return .error(Self.registryError(error, route: local))
+                    } catch let error as RegistryError {
+                        return .error(error)
                     }
                 }
             case .referrers(_, let digest) where response.status == .ok && Self.isEmptyIndex(response):
@@ -106,23 +108,7 @@ extension RegistryAPI {
             return Response(status: .ok, headers: headers)
         }
         let blob = try await pullThrough.fetchBlob(route, digest: digest)
-        var status = HTTPResponseStatus.ok
-        var offset: Int64 = 0
-        var length = blob.size
-        if let header = request.headers.first(name: "range") {
-            switch ByteRange.parse(header, size: blob.size) {
-            case .full:
-                break
-            case .range(let start, let end):
-                status = .partialContent
-                offset = start
-                length = end - start + 1
-                headers.add(name: "Content-Range", value: "bytes \(start)-\(end)/\(blob.size)")
-            case .unsatisfiable:
-                throw PullThroughError(.notFound, "range \(header.prefix(100)) is outside the blob's \(blob.size) bytes")
-            }
-        }
-        headers.add(name: "Content-Length", value: String(length))
+        let (status, offset, length) = try Self.range(request, size: blob.size, headers: &headers)
         blob.addReader()
         return Response(status: status, headers: headers, body: .growing(blob, offset: offset, length: length))
     }
