@@ -15,6 +15,7 @@ public struct ConfigFile: Sendable, Equatable {
     public var sync = Sync()
     public var hooks: [Hook] = []
     public var trust = Trust()
+    public var proxy = Proxy()
 
     public struct Storage: Sendable, Equatable {
         public var path: String = "./satellite-data"
@@ -247,6 +248,10 @@ extension ConfigFile {
             }
             try reader.finish()
         }
+        if var reader = try root.object("proxy") {
+            proxy = try Self.readProxy(&reader)
+            try reader.finish()
+        }
         if var reader = try root.object("groundControl") {
             groundControl = try GroundControl(reader: &reader)
             try reader.finish()
@@ -320,6 +325,7 @@ extension ConfigFile {
             }
         }
         try root.finish()
+        try validateProxy()
         if upstream == nil, !state.images.isEmpty || state.artifact != nil || state.file != nil {
             throw ConfigError(path: "upstream", message: "a desired state is set but no upstream to sync it from")
         }

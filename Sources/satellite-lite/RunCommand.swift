@@ -31,7 +31,8 @@ struct RunCommand: ConfigOnlyCommand {
             "configuration",
             metadata: ["config": "\(settings.source)", "profile": "\(settings.profile.name)", "profileReason": "\(settings.profileReason)"])
         let store = try BlobStore(configuration: settings.storeConfiguration)
-        let server = RegistryServer(configuration: settings.registryConfiguration, api: try settings.makeRegistryAPI(store: store), logger: logger)
+        let proxy = try settings.makePullThrough(store: store, logger: logger)
+        let server = RegistryServer(configuration: settings.registryConfiguration, api: try settings.makeRegistryAPI(store: store, pullThrough: proxy), logger: logger)
         do {
             try await server.start()
         } catch {
@@ -46,6 +47,7 @@ struct RunCommand: ConfigOnlyCommand {
         let metrics = RunMetrics(settings: settings, store: store, hooks: hooks)
         server.api.metrics.addProvider { metrics.render() }
         if let fleet { server.api.metrics.addProvider { fleet.metricsText() } }
+        if let proxy { server.api.metrics.addProvider { proxy.metricsText() } }
         var heartbeats: Task<Void, Never>?
         let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)", logger: logger) {
             await server.isResponsive(timeout: .nanoseconds($0))

@@ -175,6 +175,8 @@ public final class UpstreamClient: Sendable {
         public var body: [UInt8]
         public var contentType: String?
         public var digestHeader: String?
+        /// `Content-Length` as announced (a HEAD's only body).
+        public var contentLength: Int64? = nil
     }
 
     /// GETs a small document (a manifest, a state file) of at most `limit` bytes.
@@ -220,7 +222,8 @@ public final class UpstreamClient: Sendable {
                 }
                 return Fetched(
                     status: response.status, body: body, contentType: response.header("content-type"),
-                    digestHeader: response.header("docker-content-digest"))
+                    digestHeader: response.header("docker-content-digest"),
+                    contentLength: response.header("content-length").flatMap { Int64($0) })
             }
         }
     }
