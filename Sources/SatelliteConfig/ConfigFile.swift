@@ -121,6 +121,7 @@ public struct ConfigFile: Sendable, Equatable {
         case syncFailed = "sync-failed"
         case gcCompleted = "gc-completed"
         case trustRejected = "trust-rejected"
+        case bundleImported = "bundle-imported"
     }
 
     public init() {}
