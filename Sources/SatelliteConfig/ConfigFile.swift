@@ -15,6 +15,8 @@ public struct ConfigFile: Sendable, Equatable {
     public var sync = Sync()
     public var hooks: [Hook] = []
     public var trust = Trust()
+    /// Air-gap bundles (ConfigFile+Bundles.swift).
+    public var bundles = Bundles()
 
     public struct Storage: Sendable, Equatable {
         public var path: String = "./satellite-data"
@@ -248,6 +250,7 @@ extension ConfigFile {
             }
             try reader.finish()
         }
+        try readBundles(&root)
         if var reader = try root.object("groundControl") {
             groundControl = try GroundControl(reader: &reader)
             try reader.finish()

@@ -47,6 +47,7 @@ struct RunCommand: ConfigOnlyCommand {
         server.api.metrics.addProvider { metrics.render() }
         if let fleet { server.api.metrics.addProvider { fleet.metricsText() } }
         var heartbeats: Task<Void, Never>?
+        let bundleWatch = try settings.startBundleWatch(store: store, hooks: hooks, logger: logger)
         let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)", logger: logger) {
             await server.isResponsive(timeout: .nanoseconds($0))
         }
@@ -156,6 +157,8 @@ struct RunCommand: ConfigOnlyCommand {
         watchdog?.cancel()
         heartbeats?.cancel()
         await heartbeats?.value
+        bundleWatch?.cancel()
+        await bundleWatch?.value
         await fleet?.shutdown()
         await hooks?.stop()
         await server.shutdown()

@@ -71,12 +71,21 @@ public struct BundleImporter: Sendable {
         self.logger = logger
     }
 
+    /// The leading entries of a bundle, read and checked.
+    public struct DocumentRead: Sendable {
+        public var document: BundleDocument
+        /// The key of `keys` that verified the signature.
+        public var signer: PublicKey?
+        /// Whether the bundle carries a signature at all.
+        public var signed: Bool
+        /// The entry after the document and its signature.
+        public var next: TarReader.Entry?
+    }
+
     /// Reads and checks the leading document and signature of the bundle at `reader`.
     ///
     /// Throws ``BundleError`` (`malformed`, `signature`).
-    static func readDocument(_ reader: TarReader, keys: [PublicKey], allowUnsigned: Bool) throws
-        -> (document: BundleDocument, signer: PublicKey?, next: TarReader.Entry?)
-    {
+    public static func readDocument(_ reader: TarReader, keys: [PublicKey], allowUnsigned: Bool) throws -> DocumentRead {
         let first: TarReader.Entry?
         do {
             first = try reader.next()
@@ -123,7 +132,7 @@ public struct BundleImporter: Sendable {
             throw BundleError(.malformed, "\(reader.path): bundle.json: \(error)")
         }
         try document.validate()
-        return (document, signer, next)
+        return DocumentRead(document: document, signer: signer, signed: signature != nil, next: next)
     }
 
     /// Imports the bundle at `path`, holding the store's writer lock (a sync pass of `run`
@@ -152,8 +161,8 @@ public struct BundleImporter: Sendable {
         } catch {
             throw BundleError(.storage, "cannot read \(path): \(error)")
         }
-        let (document, signer, firstBlobEntry) = try Self.readDocument(
-            reader, keys: configuration.keys, allowUnsigned: configuration.allowUnsigned)
+        let read = try Self.readDocument(reader, keys: configuration.keys, allowUnsigned: configuration.allowUnsigned)
+        let (document, signer, firstBlobEntry) = (read.document, read.signer, read.next)
         var report = Report()
         report.sequence = document.sequence
         report.base = document.base
