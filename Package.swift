@@ -137,6 +137,7 @@ let package = Package(
                 "CTLSVerify",
                 "CZlib",
                 "ContentStore",
+                "Trust",
                 "JSONCoding",
                 "OCICore",
                 .product(name: "NIOPosix", package: "swift-nio"),

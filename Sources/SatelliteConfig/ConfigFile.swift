@@ -16,6 +16,8 @@ public struct ConfigFile: Sendable, Equatable {
     public var hooks: [Hook] = []
     public var trust = Trust()
     public var proxy = Proxy()
+    /// Air-gap bundles (ConfigFile+Bundles.swift).
+    public var bundles = Bundles()
 
     public struct Storage: Sendable, Equatable {
         public var path: String = "./satellite-data"
@@ -122,6 +124,7 @@ public struct ConfigFile: Sendable, Equatable {
         case syncFailed = "sync-failed"
         case gcCompleted = "gc-completed"
         case trustRejected = "trust-rejected"
+        case bundleImported = "bundle-imported"
     }
 
     public init() {}
@@ -252,6 +255,7 @@ extension ConfigFile {
             proxy = try Self.readProxy(&reader)
             try reader.finish()
         }
+        try readBundles(&root)
         if var reader = try root.object("groundControl") {
             groundControl = try GroundControl(reader: &reader)
             try reader.finish()

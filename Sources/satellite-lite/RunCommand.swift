@@ -49,6 +49,7 @@ struct RunCommand: ConfigOnlyCommand {
         if let fleet { server.api.metrics.addProvider { fleet.metricsText() } }
         if let proxy { server.api.metrics.addProvider { proxy.metricsText() } }
         var heartbeats: Task<Void, Never>?
+        let bundleWatch = try settings.startBundleWatch(store: store, hooks: hooks, logger: logger)
         let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)", logger: logger) {
             await server.isResponsive(timeout: .nanoseconds($0))
         }
@@ -171,6 +172,8 @@ struct RunCommand: ConfigOnlyCommand {
         watchdog?.cancel()
         heartbeats?.cancel()
         await heartbeats?.value
+        bundleWatch?.cancel()
+        await bundleWatch?.value
         await fleet?.shutdown()
         await hooks?.stop()
         await server.shutdown()

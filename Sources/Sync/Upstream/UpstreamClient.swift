@@ -237,6 +237,14 @@ public final class UpstreamClient: Sendable {
     public func fetchBlob(
         _ digest: Digest, size: Int64, repository: RepositoryName, into ingest: Ingest, progress: @escaping @Sendable (Int64) -> Void
     ) async throws {
+        try await streamBlob(digest, size: size, repository: repository, to: ingest, progress: progress)
+    }
+
+    /// The same transfer into any ``BlobSink`` (a bundle's tar entry as well as an ingest).
+    public func streamBlob(
+        _ digest: Digest, size: Int64, repository: RepositoryName, to ingest: any BlobSink,
+        progress: @escaping @Sendable (Int64) -> Void
+    ) async throws {
         let path = "/v2/\(repository)/blobs/\(digest)"
         let scope = "repository:\(repository):pull"
         try await blocking { cancel in
