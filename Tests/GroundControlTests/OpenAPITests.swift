@@ -63,6 +63,7 @@ import Testing
         let publisher = StatePublisher(repository: repository, config: config, tokenIssuer: issuer, logger: logger)
         let router = Router(context: BasicRequestContext.self)
         FleetAPI(config: config, repository: repository, publisher: publisher, tokenIssuer: issuer).register(on: router)
+        FleetUI(config: config, repository: repository).register(on: router)
         return Set(
             router.routes.map { route in
                 let path = route.path.description.split(separator: "/", omittingEmptySubsequences: false).map {
