@@ -314,7 +314,7 @@ let package = Package(
         .testTarget(
             name: "SyncTests",
             dependencies: [
-                "Sync", "CTLSVerify", "ContentStore", "OCICore", "TestSupport",
+                "Sync", "CTLSVerify", "ContentStore", "OCICore", "TestSupport", "Fleet", "Trust", "JSONCoding",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
