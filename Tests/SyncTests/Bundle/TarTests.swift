@@ -65,7 +65,8 @@ import Glibc
         let pax = try #require(try TarHeader.decode(blocks[0..<512]))
         #expect(pax.kind == .paxExtended)
         let body = String(decoding: blocks[512..<(512 + Int(pax.size))], as: UTF8.self)
-        #expect(body == "20 size=9663676416\n")
+        // The record counts its own length: "19 size=9663676416\n" is 19 bytes.
+        #expect(body == "19 size=9663676416\n")
         let header = try #require(try TarHeader.decode(blocks[1024..<1536]))
         #expect(header.size == TarHeader(name: "", size: 0, kind: .file).size + 0o77777777777)
     }
