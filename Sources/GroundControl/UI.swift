@@ -9,8 +9,7 @@ import SQLKit
 /// Sessions ride in a cookie (`gc_session`: HttpOnly, SameSite=Strict, Path=/ui, Secure
 /// when the request came over HTTPS). Every POST form (login, logout) is refused unless
 /// it carries the per-browser token of the `gc_csrf` cookie (double submit) and, when the
-/// browser names one, an `Origin` equal to the page's own: a cross-site form can do
-/// neither.
+/// browser names one, an `Origin` naming this host: a cross-site form can do neither.
 struct FleetUI: Sendable {
     let config: GroundControlConfig
     let repository: FleetRepository
@@ -49,13 +48,28 @@ struct FleetUI: Sendable {
         guard let token = request.cookies[Self.sessionCookie]?.value,
             let user = try await repository.session(token: token)
         else { return Self.redirect("/ui/login") }
+        let csrf = csrfToken(request)
+        var response: Response
         do {
-            return try await page(UIUser(name: user.username, role: user.role, csrf: csrfToken(request)))
+            response = try await page(UIUser(name: user.username, role: user.role, csrf: csrf))
         } catch let error as APIError {
-            return Self.html(
-                FleetPage.error(user: user.username, csrf: csrfToken(request), status: error.status, message: error.message),
+            response = Self.html(
+                FleetPage.error(user: user.username, csrf: csrf, status: error.status, message: error.message),
                 status: error.status)
         }
+        setCSRFCookieIfNew(csrf, request, &response)
+        return response
+    }
+
+    /// The anti-forgery cookie lives as long as the browser session; the session cookie a
+    /// day. A page whose browser lost the first (restarted) sets a new one, so its logout
+    /// button keeps working.
+    func setCSRFCookieIfNew(_ csrf: String, _ request: Request, _ response: inout Response) {
+        guard request.cookies[Self.csrfCookie]?.value != csrf else { return }
+        response.setCookie(
+            Cookie(
+                name: Self.csrfCookie, value: csrf, path: "/ui", secure: isHTTPS(request), httpOnly: true,
+                sameSite: .strict))
     }
 
     func login(_ request: Request) async throws -> Response {
@@ -106,12 +120,7 @@ struct FleetUI: Sendable {
     func loginPage(_ request: Request, message: String?, status: HTTPResponse.Status) -> Response {
         let csrf = csrfToken(request)
         var response = Self.html(FleetPage.login(csrf: csrf, message: message), status: status)
-        if request.cookies[Self.csrfCookie]?.value != csrf {
-            response.setCookie(
-                Cookie(
-                    name: Self.csrfCookie, value: csrf, path: "/ui", secure: isHTTPS(request), httpOnly: true,
-                    sameSite: .strict))
-        }
+        setCSRFCookieIfNew(csrf, request, &response)
         return response
     }
 

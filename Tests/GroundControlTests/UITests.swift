@@ -156,6 +156,17 @@ import Testing
                 #expect(page.contains(#"data-state="never_seen">never seen</span>"#))
                 #expect(page.contains("<li>library/nginx:1.27 "))
             }
+            // A browser that lost its anti-forgery cookie (restarted) but kept the session gets
+            // a new one with the page, and the page's forms carry it.
+            try await client.execute(uri: "/ui/", method: .get, headers: [.cookie: "gc_session=\(session)"]) { response in
+                #expect(response.status == .ok)
+                let fresh = Self.cookieValue(Self.setCookies(response, "gc_csrf").first ?? "")
+                #expect(fresh.count == 32 && fresh != csrf)
+                #expect(Self.text(response).contains(#"name="csrf" value="\#(fresh)""#))
+            }
+            try await client.execute(uri: "/ui/", method: .get, headers: signedIn) {
+                #expect(Self.setCookies($0, "gc_csrf").isEmpty)
+            }
             try await client.execute(uri: "/ui/?state=never_seen", method: .get, headers: signedIn) { response in
                 let page = Self.text(response)
                 #expect(page.contains(#"data-satellite="edge-02""#))
