@@ -10,7 +10,8 @@
 #      differential on a site without its base is refused naming both sequences; on its
 #      base it applies (image-updated and bundle-imported hooks fire).
 #   3. --have with the site's status --json: only what the site lacks travels.
-#   4. kill -9 at random points during an import, then import again: completes, and the
+#   4. (after 1) a site whose quota cannot hold the state refuses the bundle up front.
+#   5. kill -9 at random points during an import, then import again: completes, and the
 #      blobs already committed are not written again.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -65,6 +66,17 @@ import "$T/site.json" "$T/full.tar"
 (( IMPORT_RC == 0 )) || fail "full import exit $IMPORT_RC: $(tail -n 3 "$T/import.out" | tr '\n' ' ')"
 grep -q "^bundle-imported|" "$T/hooks.log" || fail "no bundle-imported hook: $(cat "$T/hooks.log")"
 grep -q "^image-updated|factory/sensor:v1|$A1|" "$T/hooks.log" || fail "no image-updated hook for factory/sensor:v1"
+
+# Quota: a site whose quota cannot hold the state refuses the bundle up front, with sizes, and
+# shows nothing of it.
+jq --arg s "$T/tight" '.storage = {path: $s, quota: "100KB"}' "$T/site.json" > "$T/tight.json"
+import "$T/tight.json" "$T/full.tar"
+(( IMPORT_RC != 0 )) || fail "a bundle larger than the quota was imported"
+grep -qi "quota" "$T/import.out" || fail "the quota refusal does not say why: $(tail -n 2 "$T/import.out" | tr '\n' ' ')"
+grep -q "factory/sensor:v1 (" "$T/import.out" || fail "the quota refusal does not list the images with sizes: $(tail -n 2 "$T/import.out" | tr '\n' ' ')"
+[[ ! -e "$T/tight/repositories/factory/sensor/_manifests/tags/v1" ]] || fail "a refused bundle left a visible tag"
+(( $(find "$T/tight/blobs" -type f 2>/dev/null | wc -l) == 0 )) || fail "a refused bundle left blobs: $(find "$T/tight/blobs" -type f | head -3)"
+log "a bundle over the quota is refused up front: $(grep -i quota "$T/import.out" | head -1 | cut -c1-160)"
 
 "$BIN" serve --config "$T/site.json" > "$T/serve.log" 2>&1 & SAT=$!
 on_exit "kill_wait $SAT 2>/dev/null || true"
