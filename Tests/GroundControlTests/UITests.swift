@@ -105,7 +105,7 @@ import Testing
             var noCookie = browser
             noCookie[.cookie] = nil
             let refused: [(HTTPFields, [(String, String)])] = [
-                (foreign, good), (browser, Array(good.dropFirst())), (browser, [("csrf", "0" + csrf.dropFirst())] + good.dropFirst()),
+                (foreign, good), (browser, Array(good.dropFirst())), (browser, [("csrf", (csrf.hasPrefix("0") ? "1" : "0") + csrf.dropFirst())] + good.dropFirst()),
                 (noCookie, good),
             ]
             for (headers, fields) in refused {
