@@ -436,7 +436,7 @@ public final class FleetLink: Sendable {
             memoryUsedBytes: ProcessStats.residentBytes(),
             storageUsedBytes: UInt64(max(0, GarbageCollector.diskUse(store: store))),
             cpuPercent: cpu,
-            requestCreatedTime: rfc3339(unixNow()),
+            requestCreatedTime: UTCTime.rfc3339(unixNow()),
             lastSyncDurationMs: status.lastSyncDurationMs,
             imageCount: images.count,
             cachedImages: images)

@@ -137,8 +137,8 @@ public final class UpstreamClient: Sendable {
             throw SyncError(.refused, "upstream asks for unsupported authentication \"\(parsed.scheme)\"")
         }
         var query: [String] = []
-        if let service = parsed.parameters["service"] { query.append("service=\(percentEncode(service))") }
-        query.append("scope=\(percentEncode(parsed.parameters["scope"] ?? scope))")
+        if let service = parsed.parameters["service"] { query.append("service=\(PercentEncoding.encode(service))") }
+        query.append("scope=\(PercentEncoding.encode(parsed.parameters["scope"] ?? scope))")
         let url = realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&")
         var options = self.options
         if let basic = basicHeader { options.headers.append(basic) }
@@ -412,19 +412,6 @@ struct Challenge {
             parameters[key] = value
         }
     }
-}
-
-func percentEncode(_ text: String) -> String {
-    var out = ""
-    for byte in text.utf8 {
-        switch byte {
-        case 0x30...0x39, 0x41...0x5a, 0x61...0x7a, 0x2d, 0x2e, 0x5f, 0x7e:
-            out.append(Character(Unicode.Scalar(byte)))
-        default:
-            out += "%" + Digest.hexByte(byte).uppercased()
-        }
-    }
-    return out
 }
 
 public enum Base64 {
