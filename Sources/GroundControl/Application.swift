@@ -1,5 +1,6 @@
 import Fleet
-import Foundation
+import FoundationEssentials
+import OCICore
 import Hummingbird
 import HummingbirdCore
 import JSONCoding
@@ -338,13 +339,13 @@ struct FleetAPI: Sendable {
 
     static func bearer(_ request: Request) -> String? {
         guard let value = request.headers[.authorization], value.lowercased().hasPrefix("bearer ") else { return nil }
-        let token = value.dropFirst(7).trimmingCharacters(in: .whitespaces)
+        let token = value.dropFirst(7).trimmed()
         return token.isEmpty ? nil : token
     }
 
     static func basic(_ request: Request) -> (String, String)? {
         guard let value = request.headers[.authorization], value.lowercased().hasPrefix("basic "),
-            let data = Data(base64Encoded: value.dropFirst(6).trimmingCharacters(in: .whitespaces)),
+            let data = Data(base64Encoded: value.dropFirst(6).trimmed()),
             let text = String(data: data, encoding: .utf8), let colon = text.firstIndex(of: ":")
         else { return nil }
         return (String(text[..<colon]), String(text[text.index(after: colon)...]))

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import JSONCoding
 
 /// ground-control's configuration (DESIGN.md, "Ground Control"). Every key may also come

@@ -1,5 +1,6 @@
 @preconcurrency import AsyncKit
-import Foundation
+import FoundationEssentials
+import OCICore
 import Logging
 import NIOCore
 import NIOPosix
@@ -33,9 +34,8 @@ public final class FleetDatabase: Sendable {
         if url.hasPrefix("sqlite://") {
             let path = String(url.dropFirst("sqlite://".count))
             guard !path.isEmpty else { throw ConfigError("database: sqlite://PATH names no file") }
-            let directory = (path as NSString).deletingLastPathComponent
-            if !directory.isEmpty {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+                try PosixFile.makeDirectories(String(path[..<slash]))
             }
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             let source = SQLiteConnectionSource(

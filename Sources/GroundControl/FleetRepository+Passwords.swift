@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SQLKit
 
 /// Harbor Satellite's user routes beyond create, list and delete: one user, and password

@@ -1,5 +1,5 @@
 import Fleet
-import Foundation
+import FoundationEssentials
 import JSONCoding
 import SQLKit
 

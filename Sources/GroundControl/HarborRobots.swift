@@ -1,10 +1,8 @@
-import Foundation
+import FoundationEssentials
+import OCICore
 import Hummingbird
 import JSONCoding
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// Satellites' registry credentials as Harbor robot accounts (`registry.kind = harbor`),
 /// through Harbor's API v2.0 exactly as Harbor Satellite's Ground Control uses it
@@ -140,7 +138,7 @@ public struct HarborRobots: Sendable {
 
     /// Whether Harbor has a robot of this name (the name without Harbor's `robot$` prefix).
     public func robotExists(named name: String) async throws -> Bool {
-        let query = "name=\(name)".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let query = PercentEncoding.encode("name=\(name)")
         let (_, data) = try await send("GET", "/robots?q=\(query)", expect: [200])
         guard case .array(let robots) = try JSON.parse(data) else { throw HarborError("GET /robots: not a JSON array") }
         return !robots.isEmpty
@@ -205,25 +203,16 @@ public struct HarborRobots: Sendable {
     func send(_ method: String, _ path: String, body: [UInt8]? = nil, expect: Set<Int>) async throws -> (
         status: Int, data: [UInt8]
     ) {
-        guard let url = URL(string: apiBase + path) else { throw HarborError("bad Harbor URL \(apiBase + path)") }
-        var request = URLRequest(url: url, timeoutInterval: 30)
-        request.httpMethod = method
-        request.setValue(authorization, forHTTPHeaderField: "Authorization")
-        request.setValue("application/json", forHTTPHeaderField: "Accept")
-        if let body {
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            request.httpBody = Data(body)
+        var headers = [("Authorization", authorization), ("Accept", "application/json")]
+        if body != nil { headers.append(("Content-Type", "application/json")) }
+        let answer: OutboundHTTP.Answer
+        do { answer = try await OutboundHTTP.send(method, apiBase + path, headers: headers, body: body) } catch {
+            throw HarborError("\(method) \(path): \(error)")
         }
-        let data: Data
-        let response: URLResponse
-        do { (data, response) = try await URLSession.shared.data(for: request) } catch {
-            throw HarborError("\(method) \(path): \(error.localizedDescription)")
+        guard expect.contains(answer.status) else {
+            throw HarborError("\(method) \(path): \(answer.status) \(answer.bodyPrefix())")
         }
-        guard let http = response as? HTTPURLResponse else { throw HarborError("\(method) \(path): no HTTP answer") }
-        guard expect.contains(http.statusCode) else {
-            throw HarborError("\(method) \(path): \(http.statusCode) \(String(decoding: data.prefix(300), as: UTF8.self))")
-        }
-        return (http.statusCode, Array(data))
+        return (answer.status, answer.body)
     }
 }
 
@@ -239,6 +228,6 @@ extension GroundControlConfig {
     /// The password in `registry.passwordFile` (empty when none).
     var registryPassword: String {
         guard let file = registry.passwordFile, let data = FileManager.default.contents(atPath: file) else { return "" }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return String(decoding: data, as: UTF8.self).trimmed()
     }
 }

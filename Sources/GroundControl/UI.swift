@@ -1,5 +1,6 @@
 import Fleet
-import Foundation
+import FoundationEssentials
+import OCICore
 import Hummingbird
 import SQLKit
 
@@ -214,7 +215,7 @@ struct FleetUI: Sendable {
         for pair in text.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             func decode(_ s: Substring) -> String {
-                String(s).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+                PercentEncoding.decode(s, plusIsSpace: true) ?? ""
             }
             let key = decode(parts[0])
             if result[key] == nil { result[key] = parts.count > 1 ? decode(parts[1]) : "" }

@@ -1,5 +1,6 @@
 import Fleet
-import Foundation
+import FoundationEssentials
+import OCICore
 import Hummingbird
 
 /// The HTML of the fleet page. Every value that came from a database row, a heartbeat or a
@@ -27,7 +28,13 @@ enum FleetPage {
 
     /// A value for a URL path segment (names are validated already; this is belt and braces).
     static func pathSegment(_ text: String) -> String {
-        escape(text.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? "")
+        escape(PercentEncoding.encode(text))
+    }
+
+    /// `value` with exactly one decimal ("3.0", "12.5"), as the pages show sizes and CPU.
+    static func oneDecimal(_ value: Double) -> String {
+        let tenths = Int64((value * 10).rounded())
+        return "\(tenths / 10).\(abs(tenths % 10))"
     }
 
     static func bytes(_ n: Int64) -> String {
@@ -38,25 +45,18 @@ enum FleetPage {
             value /= 1024
             unit += 1
         }
-        return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
+        return unit == 0 ? "\(n) B" : "\(oneDecimal(value)) \(units[unit])"
     }
 
-    /// Reads the RFC 3339 times of one page against one "now"; made once per page (a
-    /// formatter is costly to make, and a page may show thousands of times).
+    /// Reads the RFC 3339 times of one page against one "now".
     struct Clock {
-        let now = Date()
-        let plain = ISO8601DateFormatter()
-        let fractional: ISO8601DateFormatter = {
-            let f = ISO8601DateFormatter()
-            f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            return f
-        }()
+        let now = MonotonicClock.wallNow() / 1_000_000_000
 
         /// "2026-12-05T14:00:00Z (42 s ago)".
         func seen(_ rfc3339: String?) -> String {
             guard let rfc3339 else { return "never" }
-            guard let date = plain.date(from: rfc3339) ?? fractional.date(from: rfc3339) else { return escape(rfc3339) }
-            let ago = max(0, Int64(now.timeIntervalSince(date)))
+            guard let seconds = UTCTime.parse(rfc3339) else { return escape(rfc3339) }
+            let ago = max(0, now - seconds)
             let text =
                 ago < 120 ? "\(ago) s ago" : ago < 7200 ? "\(ago / 60) min ago" : ago < 172_800 ? "\(ago / 3600) h ago"
                 : "\(ago / 86400) days ago"
@@ -285,7 +285,7 @@ enum FleetPage {
                 body += """
                     <tr><td>\(clock.seen(h.receivedAt))</td><td>\(short(r.latestStateDigest))</td><td>\(short(r.latestConfigDigest))</td>\
                     <td>\(r.imageCount)</td><td>\(bytes(Int64(clamping: r.storageUsedBytes)))</td>\
-                    <td>\(bytes(Int64(clamping: r.memoryUsedBytes)))</td><td>\(String(format: "%.1f", r.cpuPercent)) %</td>\
+                    <td>\(bytes(Int64(clamping: r.memoryUsedBytes)))</td><td>\(oneDecimal(r.cpuPercent)) %</td>\
                     <td>\(r.lastSyncDurationMs) ms</td><td>\(escape(r.activity))</td></tr>
                     """
             }
