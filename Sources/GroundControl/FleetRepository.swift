@@ -330,62 +330,44 @@ public struct FleetRepository: Sendable {
         let storage = Int64(clamping: report.storageUsedBytes)
         let cpu = report.cpuPercent.isFinite ? report.cpuPercent : 0
         let keep = Self.heartbeatsKept - 1
+        let insertImages: SQLQueryString = """
+            INSERT INTO gc_image_sets (digest, images) VALUES (\(bind: imagesDigest), \(bind: images))
+            ON CONFLICT (digest) DO NOTHING
+            """
+        let insertHeartbeat: SQLQueryString = """
+            INSERT INTO gc_heartbeats (satellite_name, received_at_ms, activity, state_report_interval,
+              latest_state_digest, latest_config_digest, memory_used_bytes, storage_used_bytes, cpu_percent,
+              request_created_time, last_sync_duration_ms, image_count, cached_images, images_digest)
+            VALUES (\(bind: satellite), \(bind: now), \(bind: report.activity), \(bind: report.stateReportInterval),
+              \(bind: report.latestStateDigest), \(bind: report.latestConfigDigest), \(bind: memory), \(bind: storage),
+              \(bind: cpu), \(bind: report.requestCreatedTime), \(bind: report.lastSyncDurationMs),
+              \(bind: Int64(report.imageCount)), '', \(bind: imagesDigest))
+            ON CONFLICT (satellite_name, received_at_ms) DO NOTHING
+            """
+        let markSeen: SQLQueryString = "UPDATE gc_satellites SET last_seen = \(bind: now / 1000) WHERE name = \(bind: satellite)"
+        /// Deletes this satellite's heartbeats older than its newest `offset` + 1.
+        func trim(offset: Int) -> SQLQueryString {
+            """
+            DELETE FROM gc_heartbeats WHERE satellite_name = \(bind: satellite) AND received_at_ms <
+              (SELECT received_at_ms FROM gc_heartbeats WHERE satellite_name = \(bind: satellite)
+               ORDER BY received_at_ms DESC LIMIT 1 OFFSET \(unsafeRaw: String(offset)))
+            """
+        }
+        let trimInStatement = trim(offset: keep - 1)
+        let trimAfterInsert = trim(offset: keep)
         if database.isPostgres {
             // One statement, one round trip: the heartbeat, last_seen and retention. The
             // DELETE sees the table as it was before this statement (the new row is not
             // among them), so it keeps the newest `keep` older rows: `keep` + 1 in all.
             try await database.withDatabase { db in
                 try await db.raw(
-                    """
-                    WITH img AS (
-                      INSERT INTO gc_image_sets (digest, images) VALUES (\(bind: imagesDigest), \(bind: images))
-                      ON CONFLICT (digest) DO NOTHING),
-                    ins AS (
-                      INSERT INTO gc_heartbeats (satellite_name, received_at_ms, activity, state_report_interval,
-                        latest_state_digest, latest_config_digest, memory_used_bytes, storage_used_bytes, cpu_percent,
-                        request_created_time, last_sync_duration_ms, image_count, cached_images, images_digest)
-                      VALUES (\(bind: satellite), \(bind: now), \(bind: report.activity), \(bind: report.stateReportInterval),
-                        \(bind: report.latestStateDigest), \(bind: report.latestConfigDigest), \(bind: memory), \(bind: storage),
-                        \(bind: cpu), \(bind: report.requestCreatedTime), \(bind: report.lastSyncDurationMs),
-                        \(bind: Int64(report.imageCount)), '', \(bind: imagesDigest))
-                      ON CONFLICT (satellite_name, received_at_ms) DO NOTHING
-                      RETURNING 1),
-                    seen AS (UPDATE gc_satellites SET last_seen = \(bind: now / 1000) WHERE name = \(bind: satellite) RETURNING 1)
-                    DELETE FROM gc_heartbeats WHERE satellite_name = \(bind: satellite) AND received_at_ms <
-                      (SELECT received_at_ms FROM gc_heartbeats WHERE satellite_name = \(bind: satellite)
-                       ORDER BY received_at_ms DESC LIMIT 1 OFFSET \(unsafeRaw: String(keep - 1)))
-                    """
+                    "WITH img AS (\(insertImages)), ins AS (\(insertHeartbeat) RETURNING 1), seen AS (\(markSeen) RETURNING 1) \(trimInStatement)"
                 ).run()
             }
-            try await sweepImageSetsSometimes()
-            return
-        }
-        try await database.transaction { db in
-            try await db.raw(
-                "INSERT INTO gc_image_sets (digest, images) VALUES (\(bind: imagesDigest), \(bind: images)) ON CONFLICT (digest) DO NOTHING"
-            ).run()
-            try await db.raw(
-                """
-                INSERT INTO gc_heartbeats (satellite_name, received_at_ms, activity, state_report_interval,
-                  latest_state_digest, latest_config_digest, memory_used_bytes, storage_used_bytes, cpu_percent,
-                  request_created_time, last_sync_duration_ms, image_count, cached_images, images_digest)
-                VALUES (\(bind: satellite), \(bind: now), \(bind: report.activity), \(bind: report.stateReportInterval),
-                  \(bind: report.latestStateDigest), \(bind: report.latestConfigDigest), \(bind: memory), \(bind: storage),
-                  \(bind: cpu), \(bind: report.requestCreatedTime), \(bind: report.lastSyncDurationMs),
-                  \(bind: Int64(report.imageCount)), '', \(bind: imagesDigest))
-                ON CONFLICT (satellite_name, received_at_ms) DO NOTHING
-                """
-            ).run()
-            try await db.raw(
-                "UPDATE gc_satellites SET last_seen = \(bind: now / 1000) WHERE name = \(bind: satellite)"
-            ).run()
-            try await db.raw(
-                """
-                DELETE FROM gc_heartbeats WHERE satellite_name = \(bind: satellite) AND received_at_ms <
-                  (SELECT received_at_ms FROM gc_heartbeats WHERE satellite_name = \(bind: satellite)
-                   ORDER BY received_at_ms DESC LIMIT 1 OFFSET \(unsafeRaw: String(keep)))
-                """
-            ).run()
+        } else {
+            try await database.transaction { db in
+                for statement in [insertImages, insertHeartbeat, markSeen, trimAfterInsert] { try await db.raw(statement).run() }
+            }
         }
         try await sweepImageSetsSometimes()
     }
