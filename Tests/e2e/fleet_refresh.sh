@@ -26,56 +26,14 @@ export E2E_CMD_TIMEOUT=${E2E_CMD_TIMEOUT:-60}
 ADMIN_PW="admin-$RANDOM-$RANDOM-pw"
 
 # ---------------------------------------------------------------- ground-control + registry
-GC_PORT=$(free_port)
-GC_URL="http://127.0.0.1:$GC_PORT"
-mkdir -p "$T/gc"
-write_gc_config() { # REGISTRY_URL
-    jq -n --arg listen "127.0.0.1:$GC_PORT" --arg db "sqlite://$T/gc/gc.sqlite" --arg reg "$1" --arg data "$T/gc" \
-        '{listen:$listen, database:$db, dataDirectory:$data, heartbeatInterval:"2s",
-          credentialLifetime:"30s", credentialRefreshWindow:"20s",
-          registry:{url:$reg, kind:"distribution"}}' > "$T/gc/config.json"
-}
-write_gc_config "http://127.0.0.1:9"
-GC_PID=
-start_gc() {
-    GC_ADMIN_PASSWORD=$ADMIN_PW "$GC" serve --config "$T/gc/config.json" >>"$T/gc/gc.log" 2>&1 &
-    GC_PID=$!
-    WAIT_HTTP_PID=$GC_PID WAIT_HTTP_LOG="$T/gc/gc.log" wait_http "$GC_URL/ping" 60
-}
-stop_gc() { [[ -n "$GC_PID" ]] && kill_wait "$GC_PID"; GC_PID=; }
-on_exit 'stop_gc'
-start_gc
-start_docker_registry "$T/reg" "auth:
-  token:
-    realm: $GC_URL/auth/token
-    service: central-registry
-    issuer: ground-control
-    rootcertbundle: $T/gc/token-signing.crt"
-REG=$DOCKER_REGISTRY_ADDR
-stop_gc
-write_gc_config "http://$REG"
-start_gc
+. "$(dirname "$0")/lib_fleet.sh"
+fleet_up '.credentialLifetime = "30s" | .credentialRefreshWindow = "20s"'
 
-push() { # SRC REPO:TAG (admin pushes through ground-control's token endpoint)
-    local out
-    out=$(e2e_skopeo copy -q --all --preserve-digests --dest-tls-verify=false \
-        --dest-creds "admin:$ADMIN_PW" "$1" "docker://$REG/$2" 2>&1) \
-        || fail "push of $1 to $2 failed: $(tail -n 2 <<<"$out" | tr '\n' ' ')"
-}
 APP=$(python3 "$MKIMAGE" single --platform linux/amd64 "oci:$T/img/app:v1" --layers 1 --size 8192) || fail "mkimage failed"
 WEB=$(python3 "$MKIMAGE" single --platform linux/amd64 "oci:$T/img/web:v1" --layers 1 --size 8192) || fail "mkimage failed"
 push "oci:$T/img/app:v1" proj/app:v1
 push "oci:$T/img/web:v1" proj/web:v1
 
-api() { # METHOD PATH [JSON]
-    local code
-    code=$(curl -s -o "$T/api.out" -w '%{http_code}' -u "admin:$ADMIN_PW" -X "$1" \
-        -H 'Content-Type: application/json' ${3:+--data "$3"} "$GC_URL$2") || true
-    [[ "$code" == 2* ]] || fail "$1 $2 answered ${code:-nothing}: $(head -c 300 "$T/api.out")"
-    cat "$T/api.out"
-}
-art() { jq -cn --arg r "$1" --arg t "$2" --arg d "$3" '{repository:$r, tag:[$t], digest:$d, type:"IMAGE", deleted:false}'; }
-group_sync() { api POST /api/groups/sync "$(printf '%s\n' "$@" | jq -cs --arg reg "http://$REG" '{group:"site-a", registry:$reg, artifacts:.}')" >/dev/null; }
 group_sync "$(art proj/app v1 "$APP")"
 TOKEN=$(api POST /api/satellites '{"name":"edge-01","groups":["site-a"]}' | jq -r '.token // empty')
 [[ -n "$TOKEN" ]] || fail "POST /api/satellites returned no token"
