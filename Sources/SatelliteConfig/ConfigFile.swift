@@ -16,6 +16,7 @@ public struct ConfigFile: Sendable, Equatable {
     public var hooks: [Hook] = []
     public var trust = Trust()
     public var proxy = Proxy()
+    public var peers = Peers()
     /// Air-gap bundles (ConfigFile+Bundles.swift).
     public var bundles = Bundles()
 
@@ -253,6 +254,10 @@ extension ConfigFile {
         }
         if var reader = try root.object("proxy") {
             proxy = try Self.readProxy(&reader)
+            try reader.finish()
+        }
+        if var reader = try root.object("peers") {
+            peers = try Self.readPeers(&reader)
             try reader.finish()
         }
         try readBundles(&root)

@@ -91,7 +91,7 @@ extension Settings {
         let trust = try makeTrustPolicy()
         configuration.signedRepositories = { trust.rule(for: $0.value) != nil }
         return SyncEngine(
-            configuration: configuration, store: store, content: client, events: events,
+            configuration: configuration, store: store, content: try peeredContent(client, store: store, logger: logger), events: events,
             policy: makePublishPolicy(trust, events: events, logger: logger), logger: logger)
     }
 
