@@ -48,6 +48,7 @@ extension Settings {
                     let discovery = try PeerDiscovery(
                         peers: peers, port: config.peers.discoveryPort, address: config.peers.discoveryAddress, logger: logger)
                     discovery.start()
+                    network.listen(for: discovery.interval + 500_000_000)
                     PeerRuntime.discovery.withLock { $0 = discovery }
                 } catch {
                     throw CLIError("peers.discover: cannot listen on UDP port \(config.peers.discoveryPort): \(error)")

@@ -39,6 +39,8 @@ struct RunCommand: ConfigOnlyCommand {
             await server.shutdown()
             throw CLIError("cannot listen on \(settings.config.registry.listen): \(error)")
         }
+        // Discovery announces this listener to the site's peers while it serves.
+        _ = try settings.peerNetwork(logger: logger)
         let fleet = try settings.openFleetLink(store: store, logger: logger)
         var local = settings.localDocument()
         settings = settings.withFleet(fleet, local: local).settings

@@ -43,6 +43,8 @@ struct Serve: ConfigOnlyCommand {
             await server.shutdown()
             throw CLIError("cannot listen on \(settings.config.registry.listen): \(error)")
         }
+        // Discovery announces this listener to the site's peers while it serves.
+        _ = try settings.peerNetwork(logger: logger)
         let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)", logger: logger) {
             await server.isResponsive(timeout: .nanoseconds($0))
         }

@@ -100,14 +100,31 @@ public final class PeerDiscovery: Sendable {
         if sent < 0 { logger.debug("cannot send a peer announcement", metadata: ["errno": "\(errno)"]) }
     }
 
+    static func address(_ address: sockaddr_in) -> String {
+        let ip = UInt32(bigEndian: address.sin_addr.s_addr)
+        return "\(ip >> 24).\(ip >> 16 & 0xff).\(ip >> 8 & 0xff).\(ip & 0xff)"
+    }
+
     private func receiveLoop() {
         var buffer = [UInt8](repeating: 0, count: 1500)
         while !stopped.load(ordering: .relaxed) {
-            let n = buffer.withUnsafeMutableBytes { recv(socketFD, $0.baseAddress, $0.count, 0) }
+            var sender = sockaddr_in()
+            var senderLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let n = buffer.withUnsafeMutableBytes { raw in
+                withUnsafeMutablePointer(to: &sender) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(socketFD, raw.baseAddress, raw.count, 0, $0, &senderLength) }
+                }
+            }
             guard n > 0 else { continue }
             let bytes = Array(buffer[0..<n])
             guard let (peerID, url) = peers.proof.parseAnnouncement(bytes) else {
-                ignored.wrappingAdd(1, ordering: .relaxed)
+                let count = ignored.wrappingAdd(1, ordering: .relaxed).newValue
+                // The first few, then every hundredth: a noisy LAN must not flood the log.
+                if count <= 3 || count % 100 == 0 {
+                    logger.warning(
+                        "ignored a peer announcement without a valid proof of the site secret",
+                        metadata: ["from": "\(Self.address(sender))", "ignored": "\(count)"])
+                }
                 continue
             }
             if peerID == id { continue }

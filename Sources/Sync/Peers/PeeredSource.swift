@@ -1,6 +1,7 @@
 import ContentStore
 import Logging
 import OCICore
+import Synchronization
 
 /// A ``ContentSource`` that asks the site's peers for a blob before the WAN and coordinates
 /// with them so that the site fetches each blob from the WAN once (docs/sync.md, "Peers").
@@ -27,6 +28,7 @@ public final class PeeredSource: ContentSource {
     public let peers: PeerSet
     public let store: BlobStore
     let client: PeerClient
+    let network: PeerNetwork
     let takeover: Int64
     let pollInterval: Int64
     private let logger: Logger
@@ -39,6 +41,7 @@ public final class PeeredSource: ContentSource {
         self.peers = network.peers
         self.store = store
         client = network.client
+        self.network = network
         self.takeover = takeover
         self.pollInterval = pollInterval
         self.logger = logger
@@ -78,6 +81,7 @@ public final class PeeredSource: ContentSource {
     public func fetchBlob(
         _ digest: Digest, size: Int64, repository: RepositoryName, into ingest: Ingest, progress: @escaping @Sendable (Int64) -> Void
     ) async throws {
+        await network.settle()
         // A blob of unknown size cannot be followed (nor its lies bounded): the WAN.
         guard size > 0, !peers.known.isEmpty else {
             try await upstream.fetchBlob(digest, size: size, repository: repository, into: ingest, progress: progress)
@@ -205,6 +209,19 @@ public final class PeeredSource: ContentSource {
 public final class PeerNetwork: Sendable {
     public let peers: PeerSet
     let client: PeerClient
+    private let settled = Atomic<Int64>(0)
+
+    /// Discovery started: the first transfers wait until `nanoseconds` passed, long enough
+    /// to hear the peers' announcements, instead of going to the WAN alone.
+    public func listen(for nanoseconds: Int64) {
+        settled.store(MonotonicClock.now() + nanoseconds, ordering: .relaxed)
+    }
+
+    /// Waits until discovery had its time (see ``listen(for:)``).
+    func settle() async {
+        let wait = settled.load(ordering: .relaxed) - MonotonicClock.now()
+        if wait > 0 { try? await Task.sleep(nanoseconds: UInt64(wait)) }
+    }
 
     public init(
         peers: PeerSet, connectTimeout: Int64 = 1_500_000_000, stallTimeout: Int64 = 20_000_000_000, bufferSize: Int = 65536,
