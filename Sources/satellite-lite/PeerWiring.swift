@@ -42,7 +42,7 @@ extension Settings {
             let peers = PeerSet(selfURL: advertisedURL, urls: config.peers.urls, proof: proof)
             let network = PeerNetwork(
                 peers: peers, connectTimeout: min(profile.sync.connectTimeout, 1_500_000_000), bufferSize: profile.io.bufferSize,
-                threads: 2 * syncConcurrency + 4)
+                threads: 2 * syncConcurrency + 4, accounting: wanGate.accounting)
             if config.peers.discover {
                 do {
                     let discovery = try PeerDiscovery(

@@ -43,9 +43,12 @@ final class PeerClient: Sendable {
     let bufferSize: Int
     private let pool: NIOThreadPool
     private let received = Atomic<Int64>(0)
+    /// The process's WAN/LAN accounting: peer bytes are LAN bytes.
+    let accounting: LinkAccounting?
 
-    init(proof: PeerProof, connectTimeout: Int64, stallTimeout: Int64, bufferSize: Int, threads: Int) {
+    init(proof: PeerProof, connectTimeout: Int64, stallTimeout: Int64, bufferSize: Int, threads: Int, accounting: LinkAccounting?) {
         self.proof = proof
+        self.accounting = accounting
         self.connectTimeout = connectTimeout
         self.stallTimeout = stallTimeout
         self.bufferSize = bufferSize
@@ -148,6 +151,7 @@ final class PeerClient: Sendable {
                             throw SyncError(.storage, "cannot write \(digest): \(error)")
                         }
                         self.received.wrappingAdd(Int64(bytes.count), ordering: .relaxed)
+                        self.accounting?.addLAN(Int64(bytes.count))
                         progress(ingest.offset)
                     })
             } catch let failure as Failure {

@@ -225,11 +225,12 @@ public final class PeerNetwork: Sendable {
 
     public init(
         peers: PeerSet, connectTimeout: Int64 = 1_500_000_000, stallTimeout: Int64 = 20_000_000_000, bufferSize: Int = 65536,
-        threads: Int = 8
+        threads: Int = 8, accounting: LinkAccounting? = nil
     ) {
         self.peers = peers
         client = PeerClient(
-            proof: peers.proof, connectTimeout: connectTimeout, stallTimeout: stallTimeout, bufferSize: bufferSize, threads: threads)
+            proof: peers.proof, connectTimeout: connectTimeout, stallTimeout: stallTimeout, bufferSize: bufferSize, threads: threads,
+            accounting: accounting)
     }
 
     /// Bytes received from peers so far (LAN).
