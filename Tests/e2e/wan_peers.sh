@@ -52,6 +52,30 @@ for n in 1 2 3; do store_verified "$D" "$n" v1 || fail "s$n does not hold site/a
 (( payload * 100 <= IMAGE_BYTES * 105 )) || fail "WAN carried ~$payload payload bytes for a $IMAGE_BYTES-byte image (${payload_ratio} x > 1.05 x)"
 (( wan * 100 <= IMAGE_BYTES * 110 )) || fail "WAN carried $wan wire bytes for a $IMAGE_BYTES-byte image (${ratio} x > 1.10 x)"
 
+# The peer endpoint answers only proofs of the site secret (HMAC, once, fresh).
+proof() {  # proof SECRET_FILE METHOD PATH
+    python3 - "$1" "$2" "$3" <<'PY'
+import hmac, hashlib, os, sys, time
+secret = open(sys.argv[1], "rb").read().strip()
+ts, nonce = int(time.time()), os.urandom(8).hex()
+mac = hmac.new(secret, ("%s %s %d %s" % (sys.argv[2], sys.argv[3], ts, nonce)).encode(), hashlib.sha256).hexdigest()
+print("SatellitePeer ts=%d,nonce=%s,mac=%s" % (ts, nonce, mac))
+PY
+}
+layer=$(ls -S "$E2E_TMP/img-v1/blobs/sha256" | head -n 1)
+ppath="/peer/v1/blobs/sha256:$layer"
+purl="http://$(sat_ip 1):5000$ppath"
+code=$(nsx "${NS_SATS[2]}" curl -s -o "$D/peer.json" -w '%{http_code}' "$purl")
+[[ $code == 401 ]] && grep -q '"UNAUTHORIZED"' "$D/peer.json" || fail "peer endpoint without a proof: HTTP $code $(head -c 200 "$D/peer.json")"
+printf 'another site\n' > "$D/wrong.secret"
+code=$(nsx "${NS_SATS[2]}" curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $(proof "$D/wrong.secret" GET "$ppath")" "$purl")
+[[ $code == 401 ]] || fail "peer endpoint with another site's secret: HTTP $code"
+auth=$(proof "$D/site.secret" GET "$ppath")
+got=$(nsx "${NS_SATS[2]}" curl -sf -H "Authorization: $auth" "$purl" | sha256sum | cut -c1-64) || fail "peer endpoint refused a valid proof"
+[[ $got == "$layer" ]] || fail "peer endpoint served other bytes for $layer"
+code=$(nsx "${NS_SATS[2]}" curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $auth" "$purl")
+[[ $code == 401 ]] || fail "a replayed peer proof was accepted (HTTP $code)"
+
 # ---- 2. discovery (no urls), a rogue announcement ignored
 for n in 1 2 3; do stop_serve "$n"; done
 rm -rf "$D/s2/store" "$D/s3/store"
