@@ -42,7 +42,7 @@ if [[ -z "$BIN" ]]; then
 fi
 [[ -n "$BIN" && -x "$BIN" ]] || fail "satellite-lite binary not found (swift build -c release, or pass --bin PATH)"
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-for t in docker-registry skopeo python3 curl ip tc bc; do command -v "$t" >/dev/null || fail "$t is not installed"; done
+for t in docker-registry skopeo python3 curl ip tc; do command -v "$t" >/dev/null || fail "$t is not installed"; done
 D=$E2E_TMP/site
 mkdir -p "$D"
 head -c 32 /dev/urandom | base64 > "$D/site.secret"
@@ -74,14 +74,14 @@ for (( run=1; run<=RUNS; run++ )); do
     fresh 1 '{}'
     before=$(wan_bytes); t0=$(now)
     start_sync 1 "$D"; waitsync 1
-    t1=$(echo "$(now) - $t0" | bc); w1=$(( $(wan_bytes) - before ))
+    t1=$(since $t0); w1=$(( $(wan_bytes) - before ))
     store_verified "$D" 1 v1 || fail "alone: s1 does not hold the image verified"
     # three at once
     for n in 1 2 3; do fresh "$n" "$(peers_json "$n")"; done
     before=$(wan_bytes); t0=$(now)
     for n in 1 2 3; do start_sync "$n" "$D"; done
     for n in 1 2 3; do waitsync "$n"; done
-    t3=$(echo "$(now) - $t0" | bc); w3=$(( $(wan_bytes) - before ))
+    t3=$(since $t0); w3=$(( $(wan_bytes) - before ))
     for n in 1 2 3; do store_verified "$D" "$n" v1 || fail "three: s$n does not hold the image verified"; done
     # three at once, satellite 1 killed in the middle
     for n in 1 2 3; do fresh "$n" "$(peers_json "$n")"; done
@@ -91,14 +91,14 @@ for (( run=1; run<=RUNS; run++ )); do
     kill -KILL "${SYNC_PIDS[1]}" "${SERVE_PIDS[1]}" 2>/dev/null || true
     wait "${SYNC_PIDS[1]}" 2>/dev/null || true
     for n in 2 3; do waitsync "$n"; done
-    tk=$(echo "$(now) - $t0" | bc); wk=$(( $(wan_bytes) - before ))
+    tk=$(since $t0); wk=$(( $(wan_bytes) - before ))
     for n in 2 3; do store_verified "$D" "$n" v1 || fail "kill: s$n does not hold the image verified"; done
     SERVE_PIDS[1]=""
-    R_W3+=("$(echo "scale=3; $w3 / $IMAGE_BYTES" | bc)"); R_WK+=("$(echo "scale=3; $wk / $IMAGE_BYTES" | bc)")
-    R_W3W1+=("$(echo "scale=3; $w3 / $w1" | bc)"); R_WKW1+=("$(echo "scale=3; $wk / $w1" | bc)")
-    R_T3+=("$(echo "scale=3; $t3 / $t1" | bc)"); R_TK+=("$(echo "scale=3; $tk / $t1" | bc)")
+    R_W3+=("$(ratio $w3 $IMAGE_BYTES)"); R_WK+=("$(ratio $wk $IMAGE_BYTES)")
+    R_W3W1+=("$(ratio $w3 $w1)"); R_WKW1+=("$(ratio $wk $w1)")
+    R_T3+=("$(ratio $t3 $t1)"); R_TK+=("$(ratio $tk $t1)")
     printf 'run %d: alone %.1fs W1 %.3fx | three %.1fs (T3/T1 %s) W3 %sx image (%sx W1) | kill %.1fs (Tk/T1 %s) Wk %sx image (%sx W1)\n' \
-        "$run" "$t1" "$(echo "scale=3; $w1 / $IMAGE_BYTES" | bc)" "$t3" "${R_T3[-1]}" "${R_W3[-1]}" "${R_W3W1[-1]}" \
+        "$run" "$t1" "$(ratio $w1 $IMAGE_BYTES)" "$t3" "${R_T3[-1]}" "${R_W3[-1]}" "${R_W3W1[-1]}" \
         "$tk" "${R_TK[-1]}" "${R_WK[-1]}" "${R_WKW1[-1]}"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -110,8 +110,8 @@ echo "  time until all three hold it: $m_t3 x one satellite alone (goal <= 1.3)"
 echo "  peer killed in the middle:  WAN $m_wk x image on the wire, $m_wkw1 x alone (goal <= 1.10); time $m_tk x alone"
 if (( CHECK )); then
     ok=1
-    (( $(echo "$m_w3w1 <= 1.05" | bc) )) || ok=0
-    (( $(echo "$m_t3 <= 1.3" | bc) )) || ok=0
-    (( $(echo "$m_wkw1 <= 1.10" | bc) )) || ok=0
+    awk -v v="$m_w3w1" 'BEGIN { exit !(v <= 1.05) }' || ok=0
+    awk -v v="$m_t3" 'BEGIN { exit !(v <= 1.3) }' || ok=0
+    awk -v v="$m_wkw1" 'BEGIN { exit !(v <= 1.10) }' || ok=0
     (( ok )) || fail "a goal was missed"
 fi

@@ -16,6 +16,10 @@ UP_IP="10.78.$NS_OCTET.2"
 LAN_PREFIX="10.77.$NS_OCTET"
 NS_SATS=()
 
+# ratio A B: A / B with three decimals; since T0: seconds since T0 (date +%s.%N).
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+since() { awk -v t0="$1" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.2f", t1 - t0 }'; }
+
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 # site_up RATE: the router, the upstream namespace and its rate-limited link (RATE for tc,

@@ -42,11 +42,11 @@ before=$(wan_bytes); before_packets=$(wan_packets)
 start=$(date +%s.%N)
 for n in 1 2 3; do start_sync "$n" "$D"; done
 for n in 1 2 3; do wait "${SYNC_PIDS[$n]}" || fail "sync of s$n failed: $(tail -n 5 "$D/s$n/sync.log" | tr '\n' ' ' | cut -c1-600)"; done
-elapsed=$(echo "$(date +%s.%N) - $start" | bc)
+elapsed=$(since $start)
 wan=$(( $(wan_bytes) - before ))
 payload=$(( wan - ($(wan_packets) - before_packets) * WAN_HEADER_BYTES ))
-ratio=$(echo "scale=3; $wan / $IMAGE_BYTES" | bc)
-payload_ratio=$(echo "scale=3; $payload / $IMAGE_BYTES" | bc)
+ratio=$(ratio $wan $IMAGE_BYTES)
+payload_ratio=$(ratio $payload $IMAGE_BYTES)
 log "three at once: WAN $wan bytes on the wire = ${ratio} x image (payload ~${payload_ratio} x), all done in ${elapsed}s"
 for n in 1 2 3; do store_verified "$D" "$n" v1 || fail "s$n does not hold site/app:v1 verified"; done
 (( payload * 100 <= IMAGE_BYTES * 105 )) || fail "WAN carried ~$payload payload bytes for a $IMAGE_BYTES-byte image (${payload_ratio} x > 1.05 x)"
@@ -122,7 +122,7 @@ wait_until 60 "a third of the image on the WAN" "(( \$(wan_bytes) - before > IMA
 kill -KILL "${SYNC_PIDS[1]}" "${SERVE_PIDS[1]}"
 for n in 2 3; do wait "${SYNC_PIDS[$n]}" || fail "sync of s$n failed after s1 died: $(tail -n 5 "$D/s$n/sync.log" | tr '\n' ' ' | cut -c1-600)"; done
 wan=$(( $(wan_bytes) - before ))
-ratio=$(echo "scale=3; $wan / $IMAGE_BYTES" | bc)
+ratio=$(ratio $wan $IMAGE_BYTES)
 for n in 2 3; do store_verified "$D" "$n" v1 || fail "s$n does not hold site/app:v1 after s1 died"; done
 log "peer killed mid-transfer: s2 and s3 complete; WAN ${ratio} x image"
 (( wan * 100 <= IMAGE_BYTES * 150 )) || fail "after the kill the WAN carried ${ratio} x the image"
