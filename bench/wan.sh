@@ -52,12 +52,6 @@ start_upstream "$D/upstream"
 push_image "$SIZE" 8 v1
 log "image: $IMAGE_BYTES bytes in 8 layers; WAN $RATE; binary $BIN; $RUNS run(s)"
 
-peers_json() {
-    local n=$1 m urls=()
-    for m in 1 2 3; do [[ $m == "$n" ]] || urls+=("\"http://$(sat_ip "$m"):5000\""); done
-    local IFS=,
-    echo "{ \"urls\": [${urls[*]}], \"secretFile\": \"$D/site.secret\", \"advertise\": \"http://$(sat_ip "$n"):5000\" }"
-}
 now() { date +%s.%N; }
 fresh() {  # fresh N PEERS_JSON: stop, wipe, reconfigure and serve satellite N
     local n=$1
@@ -77,14 +71,14 @@ for (( run=1; run<=RUNS; run++ )); do
     t1=$(since $t0); w1=$(( $(wan_bytes) - before ))
     store_verified "$D" 1 v1 || fail "alone: s1 does not hold the image verified"
     # three at once
-    for n in 1 2 3; do fresh "$n" "$(peers_json "$n")"; done
+    for n in 1 2 3; do fresh "$n" "$(peers_json "$n" "$D/site.secret")"; done
     before=$(wan_bytes); t0=$(now)
     for n in 1 2 3; do start_sync "$n" "$D"; done
     for n in 1 2 3; do waitsync "$n"; done
     t3=$(since $t0); w3=$(( $(wan_bytes) - before ))
     for n in 1 2 3; do store_verified "$D" "$n" v1 || fail "three: s$n does not hold the image verified"; done
     # three at once, satellite 1 killed in the middle
-    for n in 1 2 3; do fresh "$n" "$(peers_json "$n")"; done
+    for n in 1 2 3; do fresh "$n" "$(peers_json "$n" "$D/site.secret")"; done
     before=$(wan_bytes); t0=$(now)
     for n in 1 2 3; do start_sync "$n" "$D"; done
     wait_until 600 "half the image on the WAN" "(( \$(wan_bytes) - before > IMAGE_BYTES / 2 ))"

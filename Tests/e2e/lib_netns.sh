@@ -127,6 +127,14 @@ sat_config() {
 JSON
 }
 
+# peers_json N SECRET_FILE: the peers object of satellite N listing the other two.
+peers_json() {
+    local n=$1 m urls=()
+    for m in 1 2 3; do [[ $m == "$n" ]] || urls+=("\"http://$(sat_ip "$m"):5000\""); done
+    local IFS=,
+    echo "{ \"urls\": [${urls[*]}], \"secretFile\": \"$2\", \"advertise\": \"http://$(sat_ip "$n"):5000\" }"
+}
+
 # start_serve N DIR: `satellite-lite serve` of satellite N (its peer endpoint).
 declare -A SERVE_PIDS=()
 start_serve() {

@@ -29,15 +29,9 @@ start_upstream "$D/upstream"
 push_image "$MB" 4 v1
 log "image: $IMAGE_BYTES bytes in 4 layers; WAN at $RATE"
 
-peers_for() {  # the other two satellites' URLs
-    local n=$1 m urls=()
-    for m in 1 2 3; do [[ $m == "$n" ]] || urls+=("\"http://$(sat_ip "$m"):5000\""); done
-    local IFS=,
-    echo "{ \"urls\": [${urls[*]}], \"secretFile\": \"$D/site.secret\", \"advertise\": \"http://$(sat_ip "$n"):5000\" }"
-}
 
 # ---- 1. three at once
-for n in 1 2 3; do sat_config "$n" "$D" v1 "$(peers_for "$n")"; start_serve "$n" "$D"; done
+for n in 1 2 3; do sat_config "$n" "$D" v1 "$(peers_json "$n" "$D/site.secret")"; start_serve "$n" "$D"; done
 before=$(wan_bytes); before_packets=$(wan_packets)
 start=$(date +%s.%N)
 for n in 1 2 3; do start_sync "$n" "$D"; done
@@ -114,7 +108,7 @@ log "discovery: WAN $wan bytes for two satellites ($(( wan * 100 / IMAGE_BYTES )
 kill "$ROGUE" 2>/dev/null || true
 
 # ---- 3. a satellite killed mid-transfer
-for n in 1 2 3; do stop_serve "$n"; rm -rf "$D/s$n/store"; sat_config "$n" "$D" v1 "$(peers_for "$n")"; : > "$D/s$n/sync.log"; start_serve "$n" "$D"; done
+for n in 1 2 3; do stop_serve "$n"; rm -rf "$D/s$n/store"; sat_config "$n" "$D" v1 "$(peers_json "$n" "$D/site.secret")"; : > "$D/s$n/sync.log"; start_serve "$n" "$D"; done
 before=$(wan_bytes)
 for n in 1 2 3; do start_sync "$n" "$D"; done
 # Kill satellite 1 (its sync and its peer endpoint) once a third of the image crossed the WAN.

@@ -64,12 +64,7 @@ final class PeerClient: Sendable {
     var bytesReceived: Int64 { received.load(ordering: .relaxed) }
 
     private func blocking<T: Sendable>(_ body: @escaping @Sendable (CancelFlag) throws -> T) async throws -> T {
-        let flag = CancelFlag()
-        return try await withTaskCancellationHandler {
-            try await pool.runIfActive { try body(flag) }
-        } onCancel: {
-            flag.set()
-        }
+        try await pool.blockingTransfer(body)
     }
 
     private func options(method: String, path: String) -> CurlTransfer.Options {

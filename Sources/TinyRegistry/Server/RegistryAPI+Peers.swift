@@ -38,19 +38,9 @@ extension RegistryAPI {
         headers.add(name: "Satellite-Syncing", value: syncing)
         if store.hasBlob(digest), let (fd, size) = try? store.openBlob(digest) {
             headers.add(name: "Satellite-Blob-State", value: "complete")
-            let (status, offset, length): (HTTPResponseStatus, Int64, Int64)
-            do {
-                (status, offset, length) = try Self.range(request, size: size, headers: &headers)
-            } catch {
-                PosixFile.close(fd)
-                throw error
-            }
-            if request.method == .HEAD {
-                PosixFile.close(fd)
-                return Response(status: status, headers: headers)
-            }
-            metrics.recordPeerServed(length)
-            return Response(status: status, headers: headers, body: .file(fd: fd, offset: offset, length: length))
+            let (response, length) = try Self.storedBlob(request, fd: fd, size: size, headers: headers)
+            if length > 0 { metrics.recordPeerServed(length) }
+            return response
         }
         switch store.downloadActivity(digest) {
         case .none:
