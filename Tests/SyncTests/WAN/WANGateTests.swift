@@ -112,11 +112,15 @@ import OCICore
             let lease = try gate.lease(wanting: nil)
             for _ in 0..<5 { #expect(lease.take(50) == 50) }
             lease.end()
-            // No flush(): as after kill -9. Written at 100 and 200 bytes: at most 100 lost.
+            // No flush(): as after kill -9. Written every 50 bytes with 100 pending: a
+            // restart counts at least what arrived, at most 100 more.
             let crashed = try #require(WANLedger.read(path: path))
-            #expect(crashed.dayBytes >= 250 - 100 && crashed.dayBytes <= 250)
+            #expect(crashed.dayBytes + crashed.pending >= 250 && crashed.dayBytes + crashed.pending <= 350)
+            let afterCrash = WANGate(ledgerPath: path, policy: Self.policy(perDay: 10_000), clock: clock).snapshot()
+            #expect(afterCrash.dayBytes >= 250 && afterCrash.dayBytes <= 350)
             gate.accounting.addLAN(77)
             gate.flush()
+            #expect(WANLedger.read(path: path)?.pending == 0)
         }
         let restarted = WANGate(ledgerPath: path, policy: Self.policy(perDay: 10_000), clock: clock)
         let snapshot = restarted.snapshot()
