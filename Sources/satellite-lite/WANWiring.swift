@@ -40,6 +40,13 @@ extension WANGate.Snapshot {
         return lines
     }
 
+    /// The heartbeat's link line (in `activity`): stable `key=value` names, bytes as integers.
+    var heartbeatText: String {
+        "wan_bytes=\(wanBytes) lan_bytes=\(lanBytes) wan_window=\(windowOpen ? "open" : "closed")"
+            + " wan_day_used=\(dayBytes) wan_day_left=\(dayLeft.map(String.init) ?? "unlimited")"
+            + " wan_month_used=\(monthBytes) wan_month_left=\(monthLeft.map(String.init) ?? "unlimited")"
+    }
+
     /// Prometheus text for `/metrics`.
     var metricsText: String {
         func metric(_ name: String, _ type: String, _ help: String, _ value: Int64) -> String {

@@ -26,7 +26,7 @@ public final class SystemWallClock: WallClock {
     private let fixedOffset: Int64
     private let offsetFile: String?
     /// (offset read from the file, monotonic ns when it was read).
-    private let cached = Mutex<(Int64, Int64)>((0, Int64.min))
+    private let cached = Mutex<(offset: Int64, readAt: Int64)?>(nil)
 
     public init(fixedOffset: Int64 = 0, offsetFile: String? = nil) {
         self.fixedOffset = fixedOffset
@@ -40,7 +40,7 @@ public final class SystemWallClock: WallClock {
     private func fileOffset() -> Int64 {
         guard let offsetFile else { return 0 }
         let now = MonotonicClock.now()
-        if let fresh = cached.withLock({ now - $0.1 < 1_000_000_000 ? $0.0 : nil }) { return fresh }
+        if let fresh = cached.withLock({ $0.flatMap { now - $0.readAt < 1_000_000_000 ? $0.offset : nil } }) { return fresh }
         var value: Int64 = 0
         if let bytes = try? PosixFile.readAll(path: offsetFile, limit: 64) {
             value = Self.parseOffset(String(decoding: bytes, as: UTF8.self)) ?? 0
@@ -50,7 +50,7 @@ public final class SystemWallClock: WallClock {
     }
 
     /// `+3600`, `-60`, `42` (surrounding white space allowed).
-    static func parseOffset(_ text: String) -> Int64? {
+    public static func parseOffset(_ text: String) -> Int64? {
         var body = Substring(text.trimmed())
         if body.first == "+" { body = body.dropFirst() }
         return Int64(body)

@@ -15,8 +15,14 @@ import Synchronization
 /// stays gated.
 ///
 /// Counting: body bytes received from the upstream; HTTP headers and TLS overhead (a few
-/// hundred bytes a request) are not counted. The ledger is written every ``flushBytes`` or
-/// ``flushInterval`` and at ``flush()``; a crash under-counts at most that much.
+/// hundred bytes a request) are not counted.
+///
+/// Durability without a write per chunk: the ledger is written when half of ``flushBytes``
+/// arrived since the last write, every ``flushInterval`` while bytes move, and at
+/// ``flush()``. Each write made while bytes move also records ``flushBytes`` as `pending`:
+/// bytes that may arrive before the next write. A process that restarts after a crash
+/// (kill -9, power loss) counts them as used, so a crash over-counts by at most
+/// ``flushBytes`` and never lets the WAN carry more than the budget.
 public final class WANGate: Sendable {
     public struct Policy: Sendable, Equatable {
         public var windows: SyncWindows
@@ -88,7 +94,7 @@ public final class WANGate: Sendable {
     ///   - ledgerPath: the store's `sync/wan.json`; nil keeps the counts in memory only.
     public init(
         ledgerPath: String?, policy: Policy, clock: any WallClock = SystemWallClock.shared, accounting: LinkAccounting = LinkAccounting(),
-        flushBytes: Int64 = 8 << 20, flushInterval: Int64 = 10_000_000_000
+        flushBytes: Int64 = 4 << 20, flushInterval: Int64 = 10_000_000_000
     ) {
         self.clock = clock
         self.accounting = accounting
@@ -97,6 +103,10 @@ public final class WANGate: Sendable {
         self.flushInterval = flushInterval
         let local = LocalTime.parts(clock.now())
         var ledger = ledgerPath.flatMap(WANLedger.read) ?? WANLedger(at: local)
+        // The previous process did not stop cleanly: what it may have received after its
+        // last write counts as used (over-count, never exceed).
+        ledger.add(wan: ledger.pending)
+        ledger.pending = 0
         ledger.roll(to: local)
         state = Mutex(State(policy: policy, ledger: ledger, flushedAt: MonotonicClock.now()))
     }
@@ -256,11 +266,11 @@ public final class WANGate: Sendable {
 
     private func dueWrite(_ s: inout State) -> (WANLedger, Int64)? {
         let now = MonotonicClock.now()
-        guard ledgerPath != nil, s.dirty, s.unflushed >= flushBytes || now - s.flushedAt >= flushInterval else { return nil }
-        return takeWrite(&s, now)
+        guard ledgerPath != nil, s.dirty, s.unflushed >= flushBytes / 2 || now - s.flushedAt >= flushInterval else { return nil }
+        return takeWrite(&s, now, pending: flushBytes)
     }
 
-    private func takeWrite(_ s: inout State, _ now: Int64) -> (WANLedger, Int64) {
+    private func takeWrite(_ s: inout State, _ now: Int64, pending: Int64) -> (WANLedger, Int64) {
         let lan = accounting.lanBytes
         s.ledger.lanBytes += lan - s.lanCounted
         s.lanCounted = lan
@@ -269,7 +279,9 @@ public final class WANGate: Sendable {
         s.flushedAt = now
         s.dirty = false
         s.sequence += 1
-        return (s.ledger, s.sequence)
+        var written = s.ledger
+        written.pending = pending
+        return (written, s.sequence)
     }
 
     private func persist(_ ledger: WANLedger, sequence: Int64) {
@@ -287,7 +299,7 @@ public final class WANGate: Sendable {
         let lan = accounting.lanBytes
         let write = state.withLock { s -> (WANLedger, Int64)? in
             guard s.dirty || lan != s.lanCounted else { return nil }
-            return takeWrite(&s, MonotonicClock.now())
+            return takeWrite(&s, MonotonicClock.now(), pending: 0)
         }
         if let write { persist(write.0, sequence: write.1) }
     }

@@ -5,8 +5,8 @@ import OCICore
 /// totals, kept in the store (`sync/wan.json`) so a budget holds across restarts.
 ///
 /// Written atomically (temp file, fsync, rename) by ``WANGate`` every few MB and seconds
-/// and when the process stops, not on every chunk: a crash under-counts at most what
-/// arrived since the last write (``WANGate/flushBytes`` / ``WANGate/flushInterval``).
+/// and when the process stops, not on every chunk; `pending` makes a crash over-count
+/// (by at most ``WANGate/flushBytes``) instead of under-count.
 public struct WANLedger: Sendable, Codable, Equatable {
     /// `2026-12-05`: the local day `dayBytes` belongs to.
     public var day: String
@@ -17,6 +17,9 @@ public struct WANLedger: Sendable, Codable, Equatable {
     /// Every WAN byte counted in this store, and every LAN byte served, since it was created.
     public var wanBytes: Int64 = 0
     public var lanBytes: Int64 = 0
+    /// Bytes that may arrive before the next write (0 after a clean stop): a process
+    /// starting after a crash adds them to the counts.
+    public var pending: Int64 = 0
     /// Wall seconds of the last write.
     public var updated: Int64 = 0
 
