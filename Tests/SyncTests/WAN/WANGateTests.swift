@@ -108,7 +108,7 @@ import OCICore
         let path = "\(directory)/sync/wan.json"
         let clock = ManualWallClock(Self.midnight + 3600)
         do {
-            let gate = WANGate(ledgerPath: path, policy: Self.policy(perDay: 10_000), clock: clock, flushBytes: 100)
+            let gate = WANGate(ledgerPath: path, policy: Self.policy(perDay: 10_000), clock: clock)
             let lease = try gate.lease(wanting: 300)
             for _ in 0..<5 { #expect(lease.take(50) == 50) }
             // No flush(), no end(): as after kill -9 mid-request. The 300 reserved were on
@@ -123,13 +123,18 @@ import OCICore
             gate.flush()
             #expect(WANLedger.read(path: path)?.pending == 0)
         }
-        // Without a budget nothing is reserved: written every flushBytes/2 with flushBytes pending.
+        // Without a budget nothing is reserved: no write per request or per chunk, one per
+        // flushInterval while bytes move (here with 0 s: at the next chunk), and at flush().
         let free = "\(directory)/free/wan.json"
-        let unbudgeted = WANGate(ledgerPath: free, policy: Self.policy(), clock: clock, flushBytes: 100)
+        let unbudgeted = WANGate(ledgerPath: free, policy: Self.policy(), clock: clock, flushInterval: 3_600_000_000_000)
         let lease = try unbudgeted.lease(wanting: nil)
         for _ in 0..<5 { #expect(lease.take(50) == 50) }
-        let crashed = try #require(WANLedger.read(path: free))
-        #expect(crashed.dayBytes + crashed.pending >= 250 && crashed.dayBytes + crashed.pending <= 350)
+        #expect(WANLedger.read(path: free) == nil)
+        unbudgeted.flush()
+        #expect(WANLedger.read(path: free)?.wanBytes == 250)
+        let often = WANGate(ledgerPath: free, policy: Self.policy(), clock: clock, flushInterval: 0)
+        _ = try often.lease(wanting: nil).take(10)
+        #expect(WANLedger.read(path: free)?.wanBytes == 260)
 
         let restarted = WANGate(ledgerPath: path, policy: Self.policy(perDay: 10_000), clock: clock)
         let snapshot = restarted.snapshot()
