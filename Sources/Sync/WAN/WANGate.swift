@@ -17,12 +17,13 @@ import Synchronization
 /// Counting: body bytes received from the upstream; HTTP headers and TLS overhead (a few
 /// hundred bytes a request) are not counted.
 ///
-/// Durability without a write per chunk: the ledger is written when half of ``flushBytes``
-/// arrived since the last write, every ``flushInterval`` while bytes move, and at
-/// ``flush()``. Each write made while bytes move also records ``flushBytes`` as `pending`:
-/// bytes that may arrive before the next write. A process that restarts after a crash
-/// (kill -9, power loss) counts them as used, so a crash over-counts by at most
-/// ``flushBytes`` and never lets the WAN carry more than the budget.
+/// Durability without a write per chunk: under a budget the ledger is written before a
+/// request starts, with the bytes reserved for requests in flight as `pending` (a request
+/// never receives more than its reservation: its `Range` end); a process restarting after
+/// a crash (kill -9, power loss) counts `pending` as used, so a crash over-counts (at most
+/// ``segment`` per transfer in flight) and never lets the WAN carry more than the budget.
+/// Besides, the ledger is written every ``flushInterval`` while bytes move and at
+/// ``flush()``; without a budget a crash loses at most the totals of that interval.
 public final class WANGate: Sendable {
     public struct Policy: Sendable, Equatable {
         public var windows: SyncWindows
@@ -67,11 +68,12 @@ public final class WANGate: Sendable {
         var reserved: Int64 = 0
         /// LAN bytes of the accounting already in `ledger.lanBytes`.
         var lanCounted: Int64 = 0
-        /// Bytes and time (monotonic ns) since the ledger was last written.
-        var unflushed: Int64 = 0
+        /// When (monotonic ns) the ledger was last written.
         var flushedAt: Int64
         var dirty = false
         var sequence: Int64 = 0
+        /// `wanBytes + pending` of the last write: what a restart would count.
+        var covered: Int64 = 0
         /// Cached window state: valid while `now` is in computedAt..<validUntil.
         var computedAt: Int64 = Int64.max
         var validUntil: Int64 = Int64.min
@@ -82,9 +84,8 @@ public final class WANGate: Sendable {
     public let clock: any WallClock
     public let accounting: LinkAccounting
     public let ledgerPath: String?
-    /// The ledger is written after this many counted bytes…
-    public let flushBytes: Int64
-    /// …or this many nanoseconds with bytes not yet written.
+    /// The ledger is written at most this often (nanoseconds) while bytes move, besides
+    /// the writes at each budgeted request and at ``flush()``.
     public let flushInterval: Int64
     private let state: Mutex<State>
     /// Serialises ledger writes and drops a stale one.
@@ -94,12 +95,11 @@ public final class WANGate: Sendable {
     ///   - ledgerPath: the store's `sync/wan.json`; nil keeps the counts in memory only.
     public init(
         ledgerPath: String?, policy: Policy, clock: any WallClock = SystemWallClock.shared, accounting: LinkAccounting = LinkAccounting(),
-        flushBytes: Int64 = 4 << 20, flushInterval: Int64 = 10_000_000_000
+        flushInterval: Int64 = 10_000_000_000
     ) {
         self.clock = clock
         self.accounting = accounting
         self.ledgerPath = ledgerPath
-        self.flushBytes = flushBytes
         self.flushInterval = flushInterval
         let local = LocalTime.parts(clock.now())
         var ledger = ledgerPath.flatMap(WANLedger.read) ?? WANLedger(at: local)
@@ -164,23 +164,31 @@ public final class WANGate: Sendable {
     /// (a request wanting 0 bytes, a HEAD, only needs an open window).
     public func lease(wanting: Int64?) throws -> Lease {
         let now = clock.now()
-        let allowance: Int64? = try state.withLock { s in
+        let (allowance, write): (Int64?, (WANLedger, Int64)?) = try state.withLock { s in
             refresh(&s, now)
             guard s.open else { throw windowDeferral(s, now) }
             guard let left = s.policy.budget.remaining(dayUsed: s.ledger.dayBytes, monthUsed: s.ledger.monthBytes) else {
-                return nil
+                return (nil, nil)
             }
             let available = max(0, left - s.reserved)
-            if wanting == 0 { return 0 }
+            if wanting == 0 { return (0, nil) }
             guard available > 0 else { throw budgetDeferral(s, now) }
-            let granted = wanting.map { min($0, available) } ?? available
+            let granted = min(wanting ?? available, available, Self.segment)
             s.reserved += granted
-            return granted
+            // The promise is on disk before the request starts: a crash can then over-count
+            // what was reserved but never under-count what the upstream sent.
+            guard ledgerPath != nil, s.ledger.wanBytes + s.reserved > s.covered else { return (granted, nil) }
+            return (granted, takeWrite(&s, MonotonicClock.now(), pending: s.reserved))
         }
+        if let write { persist(write.0, sequence: write.1) }
         return Lease(gate: self, allowance: allowance)
     }
 
     /// Throws ``SyncError`` `.deferred` when no WAN byte may move now.
+    /// The most one request may reserve under a budget (its `Range` end): bounds what a
+    /// crash can over-count to this much per transfer in flight.
+    public static let segment: Int64 = 16 << 20
+
     public func admit() throws {
         _ = try lease(wanting: 0)
     }
@@ -203,7 +211,6 @@ public final class WANGate: Sendable {
             s.reserved = max(0, s.reserved - releasing)
             guard s.open else { return (0, nil) }
             s.ledger.add(wan: bytes)
-            s.unflushed += bytes
             s.dirty = true
             return (bytes, dueWrite(&s))
         }
@@ -266,8 +273,9 @@ public final class WANGate: Sendable {
 
     private func dueWrite(_ s: inout State) -> (WANLedger, Int64)? {
         let now = MonotonicClock.now()
-        guard ledgerPath != nil, s.dirty, s.unflushed >= flushBytes / 2 || now - s.flushedAt >= flushInterval else { return nil }
-        return takeWrite(&s, now, pending: flushBytes)
+        guard ledgerPath != nil, s.dirty, now - s.flushedAt >= flushInterval else { return nil }
+        // Under a budget every byte in flight is reserved (and was written at its lease).
+        return takeWrite(&s, now, pending: s.reserved)
     }
 
     private func takeWrite(_ s: inout State, _ now: Int64, pending: Int64) -> (WANLedger, Int64) {
@@ -275,12 +283,12 @@ public final class WANGate: Sendable {
         s.ledger.lanBytes += lan - s.lanCounted
         s.lanCounted = lan
         s.ledger.updated = clock.now()
-        s.unflushed = 0
         s.flushedAt = now
         s.dirty = false
         s.sequence += 1
         var written = s.ledger
         written.pending = pending
+        s.covered = written.wanBytes + pending
         return (written, s.sequence)
     }
 

@@ -108,20 +108,34 @@ import OCICore
         let path = "\(directory)/sync/wan.json"
         let clock = ManualWallClock(Self.midnight + 3600)
         do {
-            let gate = WANGate(ledgerPath: path, policy: Self.policy(perDay: 10_000), clock: clock, flushBytes: 100)
-            let lease = try gate.lease(wanting: nil)
+            let gate = WANGate(ledgerPath: path, policy: Self.policy(perDay: 10_000), clock: clock)
+            let lease = try gate.lease(wanting: 300)
             for _ in 0..<5 { #expect(lease.take(50) == 50) }
-            lease.end()
-            // No flush(): as after kill -9. Written every 50 bytes with 100 pending: a
-            // restart counts at least what arrived, at most 100 more.
+            // No flush(), no end(): as after kill -9 mid-request. The 300 reserved were on
+            // disk before the request started: a restart counts them all (over-count, never
+            // under-count).
             let crashed = try #require(WANLedger.read(path: path))
-            #expect(crashed.dayBytes + crashed.pending >= 250 && crashed.dayBytes + crashed.pending <= 350)
+            #expect(crashed.dayBytes + crashed.pending == 300)
             let afterCrash = WANGate(ledgerPath: path, policy: Self.policy(perDay: 10_000), clock: clock).snapshot()
-            #expect(afterCrash.dayBytes >= 250 && afterCrash.dayBytes <= 350)
+            #expect(afterCrash.dayBytes == 300)
+            lease.end()
             gate.accounting.addLAN(77)
             gate.flush()
             #expect(WANLedger.read(path: path)?.pending == 0)
         }
+        // Without a budget nothing is reserved: no write per request or per chunk, one per
+        // flushInterval while bytes move (here with 0 s: at the next chunk), and at flush().
+        let free = "\(directory)/free/wan.json"
+        let unbudgeted = WANGate(ledgerPath: free, policy: Self.policy(), clock: clock, flushInterval: 3_600_000_000_000)
+        let lease = try unbudgeted.lease(wanting: nil)
+        for _ in 0..<5 { #expect(lease.take(50) == 50) }
+        #expect(WANLedger.read(path: free) == nil)
+        unbudgeted.flush()
+        #expect(WANLedger.read(path: free)?.wanBytes == 250)
+        let often = WANGate(ledgerPath: free, policy: Self.policy(), clock: clock, flushInterval: 0)
+        _ = try often.lease(wanting: nil).take(10)
+        #expect(WANLedger.read(path: free)?.wanBytes == 260)
+
         let restarted = WANGate(ledgerPath: path, policy: Self.policy(perDay: 10_000), clock: clock)
         let snapshot = restarted.snapshot()
         #expect(snapshot.dayBytes == 250 && snapshot.monthBytes == 250 && snapshot.wanBytes == 250 && snapshot.lanBytes == 77)
