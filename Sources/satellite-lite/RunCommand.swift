@@ -40,7 +40,9 @@ struct RunCommand: ConfigOnlyCommand {
             throw CLIError("cannot listen on \(settings.config.registry.listen): \(error)")
         }
         // Discovery announces this listener to the site's peers while it serves.
-        _ = try settings.peerNetwork(logger: logger)
+        if let network = try settings.peerNetwork(logger: logger) {
+            server.api.metrics.addProvider { network.metricsText() }
+        }
         let fleet = try settings.openFleetLink(store: store, logger: logger)
         var local = settings.localDocument()
         settings = settings.withFleet(fleet, local: local).settings

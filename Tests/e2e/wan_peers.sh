@@ -103,6 +103,10 @@ grep -q "peer discovered" "$D/s2/sync.log" || fail "s2 discovered no peer: $(tai
 if grep -q "10.99.0.99" "$D"/s*/sync.log "$D"/s*/serve.log; then fail "an announcement without the site secret was accepted"; fi
 grep -q "ignored a peer announcement without a valid proof" "$D/s2/sync.log" "$D/s2/serve.log" \
     || fail "the stranger's announcements were not seen (and ignored) by s2"
+metrics=$(nsx "${NS_SATS[2]}" curl -sf "http://$(sat_ip 2):5000/metrics") || fail "s2 /metrics did not answer"
+grep -qx 'satellite_peers_known 2' <<<"$metrics" || fail "s2's serve does not know exactly its two peers: $(grep satellite_peers <<<"$metrics" | tr '\n' ' ')"
+served=$(awk '/^satellite_peer_served_bytes_total / { print $2 }' <<<"$(nsx "${NS_SATS[1]}" curl -sf "http://$(sat_ip 1):5000/metrics")")
+(( served > 0 )) || fail "s1's peer endpoint counted no bytes served to peers"
 log "discovery: WAN $wan bytes for two satellites ($(( wan * 100 / IMAGE_BYTES )) % of the image)"
 (( wan * 10 < IMAGE_BYTES )) || fail "discovered peers were not used: WAN carried $wan bytes"
 kill "$ROGUE" 2>/dev/null || true

@@ -35,6 +35,18 @@ public final class PeerNetwork: Sendable {
     /// Bytes received from peers so far (LAN).
     public var bytesReceived: Int64 { client.bytesReceived }
 
+    /// Prometheus text for `/metrics`: the peers known and answering, the bytes taken from them.
+    public func metricsText() -> String {
+        func metric(_ name: String, _ type: String, _ help: String, _ value: Int64) -> String {
+            "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
+        }
+        var text = metric("satellite_peers_known", "gauge", "Peers of the site known now (peers.urls and discovered).", Int64(peers.known.count))
+        text += metric("satellite_peers_live", "gauge", "Known peers not marked down.", Int64(peers.live().count))
+        text += metric(
+            "satellite_peer_received_bytes_total", "counter", "Blob bytes this process received from peers (LAN).", client.bytesReceived)
+        return text
+    }
+
     public func shutdown() async {
         await client.shutdown()
     }
