@@ -9,10 +9,19 @@ import Synchronization
 /// exactly the limit). Both throw ``SyncError`` `.deferred` with the time the WAN opens
 /// again, which the transfer layer treats as "pause", not as a broken link.
 ///
-/// API for other sources (LAN peers): they never call the gate (peer bytes are LAN bytes:
-/// count them with `gate.accounting.addLAN(_:)`); a composite source that falls back to the
-/// upstream does so through an ``UpstreamClient`` built with this gate, so its WAN part
-/// stays gated.
+/// API for other sources (LAN peers):
+/// - The process's gate for a store is `WANGate.shared(ledgerPath:policy:)` (in the CLI:
+///   `settings.wanGate`); every ``UpstreamClient`` built by `Settings.makeClient()` carries
+///   it (``UpstreamClient/gate``).
+/// - Peer bytes are LAN bytes and never pass the gate (peers work outside the windows and
+///   past the budget): count what a peer sent with `gate.accounting.addLAN(_:)`. What the
+///   registry serves (to clients and to peers) is already counted by `run`.
+/// - A composite source (peers first, then the upstream) reaches the WAN only through that
+///   ``UpstreamClient``, so its WAN part stays gated. A ``SyncError`` with kind `.deferred`
+///   from the upstream part means "WAN closed until `resumesAt`": keep trying peers, then
+///   rethrow it (``BlobTransfer`` checkpoints and pauses; it is not a broken link).
+/// - ``check()`` probes (window and budget) without reserving; ``snapshot()`` is what
+///   status, metrics and the heartbeat show.
 ///
 /// Counting: body bytes received from the upstream; HTTP headers and TLS overhead (a few
 /// hundred bytes a request) are not counted.
@@ -193,6 +202,19 @@ public final class WANGate: Sendable {
         _ = try lease(wanting: 0)
     }
 
+    /// Throws ``SyncError`` `.deferred` when a transfer could not start now: outside the
+    /// windows, or with no budget left. Reserves nothing (a probe before starting work).
+    public func check() throws {
+        let now = clock.now()
+        try state.withLock { s in
+            refresh(&s, now)
+            guard s.open else { throw windowDeferral(s, now) }
+            if let left = s.policy.budget.remaining(dayUsed: s.ledger.dayBytes, monthUsed: s.ledger.monthBytes), left - s.reserved <= 0 {
+                throw budgetDeferral(s, now)
+            }
+        }
+    }
+
     /// Why the WAN is closed now (the window, or the budget).
     public func deferral() -> SyncError {
         let now = clock.now()
@@ -220,7 +242,11 @@ public final class WANGate: Sendable {
     }
 
     private func release(_ bytes: Int64) {
-        state.withLock { $0.reserved = max(0, $0.reserved - bytes) }
+        state.withLock { s in
+            s.reserved = max(0, s.reserved - bytes)
+            // The ledger's `pending` is now more than needed: the next write corrects it.
+            s.dirty = true
+        }
     }
 
     // MARK: Clock

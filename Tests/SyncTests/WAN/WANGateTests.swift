@@ -57,11 +57,13 @@ import OCICore
     @Test func budgetStopsAtTheLimitAcrossConcurrentRequests() throws {
         let clock = ManualWallClock(Self.midnight + 10 * 3600)
         let gate = WANGate(ledgerPath: nil, policy: Self.policy(perDay: 1000), clock: clock)
+        try gate.check()  // a probe reserves nothing
         let first = try gate.lease(wanting: 600)
         let second = try gate.lease(wanting: 600)
         #expect(first.allowance == 600)
         #expect(second.allowance == 400)  // the first one's 600 are promised
         #expect(throws: SyncError.self) { try gate.lease(wanting: 1) }
+        #expect(throws: SyncError.self) { try gate.check() }
         #expect(first.take(500) == 500)
         first.end()  // 100 unused go back
         let third = try gate.lease(wanting: nil)
