@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOPosix
 import Testing
 import TestSupport
 
@@ -98,7 +99,13 @@ import TestSupport
         #expect(try h.peer(digest, method: "HEAD").status == 404)
         h.store.setFollowing(digest, false)
         #expect(try h.peer(digest, query: "").status == 400)  // a follower must name the size
-        let follower = Task.detached { try h.peer(digest, query: "?size=\(content.count)", extra: ["-H", "Range: bytes=100000-"]) }
+        // curl blocks: on a thread of its own, not the cooperative pool the server's follower
+        // and this test's sleeps need.
+        let follower = Task {
+            try await NIOThreadPool.singleton.runIfActive {
+                try h.peer(digest, query: "?size=\(content.count)", extra: ["-H", "Range: bytes=100000-"])
+            }
+        }
         for start in stride(from: 500_000, to: content.count, by: 250_000) {
             try await Task.sleep(nanoseconds: 100_000_000)
             try ingest.write(Array(content[start..<min(start + 250_000, content.count)]))
@@ -117,7 +124,7 @@ import TestSupport
         let digest = ContentHasher.digest(of: content)
         let ingest = try #require(try await h.store.claimDownload(digest))
         try ingest.write(Array(content[0..<300_000]))
-        let follower = Task.detached { try h.peer(digest, query: "?size=\(content.count)") }
+        let follower = Task { try await NIOThreadPool.singleton.runIfActive { try h.peer(digest, query: "?size=\(content.count)") } }
         try await Task.sleep(nanoseconds: 300_000_000)
         try ingest.suspend()
         let got = try await follower.value
