@@ -16,6 +16,7 @@ public struct ConfigFile: Sendable, Equatable {
     public var hooks: [Hook] = []
     public var trust = Trust()
     public var proxy = Proxy()
+    public var peers = Peers()
     /// Air-gap bundles (ConfigFile+Bundles.swift).
     public var bundles = Bundles()
 
@@ -106,6 +107,10 @@ public struct ConfigFile: Sendable, Equatable {
         /// Overrides the profile's platform: "os/arch[/variant]", or "all" to keep every
         /// platform of an index.
         public var platform: String?
+        /// `sync.windows`: when the WAN may be used (empty: always). ConfigFile+WAN.swift.
+        public var windows: [Window] = []
+        /// `sync.budget`: bytes the WAN may carry per day and month.
+        public var budget = Budget()
     }
 
     public struct Hook: Sendable, Equatable {
@@ -255,6 +260,10 @@ extension ConfigFile {
             proxy = try Self.readProxy(&reader)
             try reader.finish()
         }
+        if var reader = try root.object("peers") {
+            peers = try Self.readPeers(&reader)
+            try reader.finish()
+        }
         try readBundles(&root)
         if var reader = try root.object("groundControl") {
             groundControl = try GroundControl(reader: &reader)
@@ -307,6 +316,7 @@ extension ConfigFile {
                 }
                 sync.platform = platform
             }
+            try sync.readWAN(&reader)
             try reader.finish()
         }
         if let items = try root.array("hooks") {

@@ -60,7 +60,7 @@ extension Settings {
                 baseURL: url.base, username: upstream.username, password: try upstreamPassword(), caFile: upstream.caFile,
                 insecure: upstream.insecure, connectTimeout: profile.sync.connectTimeout, stallTimeout: profile.sync.stallTimeout,
                 bufferSize: profile.io.bufferSize, threads: syncConcurrency + 2),
-            limiter: BandwidthLimiter.shared(bytesPerSecond: bandwidth))
+            limiter: BandwidthLimiter.shared(bytesPerSecond: bandwidth), gate: wanGate)
         return client
     }
 
@@ -91,7 +91,7 @@ extension Settings {
         let trust = try makeTrustPolicy()
         configuration.signedRepositories = { trust.rule(for: $0.value) != nil }
         return SyncEngine(
-            configuration: configuration, store: store, content: client, events: events,
+            configuration: configuration, store: store, content: try peeredContent(client, store: store, logger: logger), events: events,
             policy: makePublishPolicy(trust, events: events, logger: logger), logger: logger)
     }
 

@@ -32,7 +32,7 @@ extension Settings {
                     baseURL: mirror.url, username: mirror.username, password: password, caFile: mirror.caFile,
                     insecure: mirror.insecure, connectTimeout: profile.sync.connectTimeout, stallTimeout: profile.sync.stallTimeout,
                     bufferSize: profile.io.bufferSize, threads: syncConcurrency + 2),
-                limiter: limiter)
+                limiter: limiter, gate: upstream?.gate ?? wanGate)
         }
         let allow = config.proxy.allow
         let trust = try makeTrustPolicy()

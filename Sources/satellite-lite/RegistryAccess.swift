@@ -25,7 +25,8 @@ extension Settings {
         let protected = ProtectedTags(store: store)
         protected.replace(with: desiredTags)
         return RegistryAPI(
-            store: store, authorizer: PushAuthorizer(mode: PushAuthorizer.Mode(rawValue: config.registry.push.rawValue) ?? .loopback, users: users), protectedTags: protected, pullThrough: pullThrough)
+            store: store, authorizer: PushAuthorizer(mode: PushAuthorizer.Mode(rawValue: config.registry.push.rawValue) ?? .loopback, users: users), protectedTags: protected, pullThrough: pullThrough,
+            peerProof: try peerProof())
     }
 
     /// The tags the config names directly (`state.images` with a tag); those of a state

@@ -39,6 +39,10 @@ struct RunCommand: ConfigOnlyCommand {
             await server.shutdown()
             throw CLIError("cannot listen on \(settings.config.registry.listen): \(error)")
         }
+        // Discovery announces this listener to the site's peers while it serves.
+        if let network = try settings.peerNetwork(logger: logger) {
+            server.api.metrics.addProvider { network.metricsText() }
+        }
         let fleet = try settings.openFleetLink(store: store, logger: logger)
         var local = settings.localDocument()
         settings = settings.withFleet(fleet, local: local).settings
@@ -48,6 +52,10 @@ struct RunCommand: ConfigOnlyCommand {
         server.api.metrics.addProvider { metrics.render() }
         if let fleet { server.api.metrics.addProvider { fleet.metricsText() } }
         if let proxy { server.api.metrics.addProvider { proxy.metricsText() } }
+        // The WAN gate of this store: its ledger's counts on /metrics; LAN bytes served by
+        // the registry fed to its accounting, and the ledger written, every few seconds.
+        let wan = WANAccountingLoop(gate: settings.wanGate, served: { server.api.metrics.bytesServed })
+        server.api.metrics.addProvider { wan.gate.snapshot().metricsText }
         var heartbeats: Task<Void, Never>?
         let bundleWatch = try settings.startBundleWatch(store: store, hooks: hooks, logger: logger)
         let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)", logger: logger) {
@@ -66,6 +74,7 @@ struct RunCommand: ConfigOnlyCommand {
         }
         defer { watcher.cancel() }
 
+        var lastCollect = MonotonicClock.now()
         while !control.stopRequested {
             // At the top, so a SIGHUP also reaches a satellite still onboarding (a fixed
             // groundControl.caFile lets it through).
@@ -119,10 +128,18 @@ struct RunCommand: ConfigOnlyCommand {
                 settings = effective.settings
                 if let level = effective.logLevel { logger.logLevel = level }
                 hooks?.update(settings: settings)
-                if heartbeats == nil { heartbeats = Task { await fleet.runHeartbeats(store: store) } }
+                if heartbeats == nil {
+                    fleet.reportLinkUsage { [wan] in wan.gate.snapshot().heartbeatText }
+                    heartbeats = Task { await fleet.runHeartbeats(store: store) }
+                }
             }
             var client: UpstreamClient?
-            if settings.config.upstream != nil, settings.desiredState != nil {
+            var pause: Int64?
+            if settings.config.upstream != nil, settings.desiredState != nil, let closed = wan.closed(settings.wanGate, logger: logger) {
+                // Outside the window or over the budget: no pass (no WAN byte, no failed-pass
+                // hooks); look again soon, so a window that opens is used at once.
+                pause = closed
+            } else if settings.config.upstream != nil, settings.desiredState != nil {
                 do {
                     var upstream = try settings.makeClient()
                     client = upstream
@@ -145,6 +162,10 @@ struct RunCommand: ConfigOnlyCommand {
                         metrics.passFinished(report: report, engine: retry)
                     }
                     logger.info("sync pass finished", metadata: ["summary": "\(report.summary(bandwidth: settings.bandwidth))"])
+                    if let deferral = report.deferred {
+                        logger.info("sync paused until the WAN opens", metadata: ["reason": "\(deferral.message)"])
+                        pause = WANAccountingLoop.pollInterval
+                    }
                     if let fleet {
                         fleet.passFinished(
                             durationMs: (MonotonicClock.now() - started) / 1_000_000, complete: report.complete,
@@ -164,10 +185,16 @@ struct RunCommand: ConfigOnlyCommand {
                 logger.info("no upstream or desired state configured: serving only")
             }
             await client?.shutdown()
+            settings.wanGate.flush()
             store.access.flush()
-            await collectIfNeeded(settings: settings, store: store, hooks: hooks, logger: logger, metrics: metrics)
-            await control.sleep(nanoseconds: settings.config.state.interval)
+            // While the WAN is closed the loop wakes every 2 s: collect only at the interval.
+            if pause == nil || MonotonicClock.now() - lastCollect >= settings.config.state.interval {
+                await collectIfNeeded(settings: settings, store: store, hooks: hooks, logger: logger, metrics: metrics)
+                lastCollect = MonotonicClock.now()
+            }
+            await control.sleep(nanoseconds: min(settings.config.state.interval, pause ?? Int64.max))
         }
+        wan.stop()
         SystemdNotifier.send("STOPPING=1")
         watchdog?.cancel()
         heartbeats?.cancel()

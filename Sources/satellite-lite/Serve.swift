@@ -43,6 +43,10 @@ struct Serve: ConfigOnlyCommand {
             await server.shutdown()
             throw CLIError("cannot listen on \(settings.config.registry.listen): \(error)")
         }
+        // Discovery announces this listener to the site's peers while it serves.
+        if let network = try settings.peerNetwork(logger: logger) {
+            server.api.metrics.addProvider { network.metricsText() }
+        }
         let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)", logger: logger) {
             await server.isResponsive(timeout: .nanoseconds($0))
         }

@@ -98,6 +98,7 @@ import TestSupport
             ("state.", #"{"state": {"\#(unknown)": 1}}"#),
             ("sync.", #"{"sync": {"\#(unknown)": 1}}"#),
             ("trust.", #"{"trust": {"\#(unknown)": 1}}"#),
+            ("peers.", #"{"peers": {"\#(unknown)": 1}}"#),
             ("trust.policies[].", #"{"trust": {"policies": [{"match": "a/**", "keys": ["k.pub"], "\#(unknown)": 1}]}}"#),
             ("hooks[].", #"{"hooks": [{"on": "image-updated", "run": "true", "\#(unknown)": 1}]}"#),
         ]

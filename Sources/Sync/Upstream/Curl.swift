@@ -1,4 +1,5 @@
 import CCurl
+import NIOPosix
 import CTLSVerify
 import Synchronization
 import ContentStore
@@ -272,6 +273,18 @@ final class CurlTransfer {
             throw Failure(code: code, message: "\(url.redactingQuery()): \(text)")
         }
         return response
+    }
+}
+
+extension NIOThreadPool {
+    /// Runs a blocking transfer on the pool; task cancellation sets its cancel flag.
+    func blockingTransfer<T: Sendable>(_ body: @escaping @Sendable (CancelFlag) throws -> T) async throws -> T {
+        let flag = CancelFlag()
+        return try await withTaskCancellationHandler {
+            try await runIfActive { try body(flag) }
+        } onCancel: {
+            flag.set()
+        }
     }
 }
 

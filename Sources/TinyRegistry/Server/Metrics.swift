@@ -9,6 +9,8 @@ public final class Metrics: Sendable {
         var bytesServed: Int64 = 0
         var bytesReceived: Int64 = 0
         var connections: Int64 = 0
+        var peerRequests: Int64 = 0
+        var peerBytesServed: Int64 = 0
     }
 
     private let counters = Mutex(Counters())
@@ -21,8 +23,19 @@ public final class Metrics: Sendable {
         counters.withLock { $0.requestsByStatus[status, default: 0] += 1 }
     }
 
+    /// Body bytes sent to registry clients so far (the LAN side of the link accounting).
+    public var bytesServed: Int64 { counters.withLock { $0.bytesServed } }
+
     func recordServed(_ bytes: Int64) {
         counters.withLock { $0.bytesServed += bytes }
+    }
+
+    /// A blob answer to another satellite of the site (peer endpoint): `bytes` of body.
+    func recordPeerServed(_ bytes: Int64) {
+        counters.withLock {
+            $0.peerRequests += 1
+            $0.peerBytesServed += bytes
+        }
     }
 
     func recordReceived(_ bytes: Int64) {
@@ -54,6 +67,12 @@ public final class Metrics: Sendable {
         text += "# HELP satellite_http_connections_total Connections accepted.\n"
         text += "# TYPE satellite_http_connections_total counter\n"
         text += "satellite_http_connections_total \(snapshot.connections)\n"
+        text += "# HELP satellite_peer_served_bytes_total Blob bytes answered to other satellites of the site (LAN).\n"
+        text += "# TYPE satellite_peer_served_bytes_total counter\n"
+        text += "satellite_peer_served_bytes_total \(snapshot.peerBytesServed)\n"
+        text += "# HELP satellite_peer_blob_requests_total Blob answers to other satellites of the site.\n"
+        text += "# TYPE satellite_peer_blob_requests_total counter\n"
+        text += "satellite_peer_blob_requests_total \(snapshot.peerRequests)\n"
         for provider in providers.withLock({ $0 }) { text += provider() }
         return text
     }

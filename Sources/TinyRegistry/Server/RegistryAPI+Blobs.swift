@@ -22,18 +22,28 @@ extension RegistryAPI {
         headers.add(name: "ETag", value: "\"\(digest)\"")
         headers.add(name: "Accept-Ranges", value: "bytes")
         headers.add(name: "Cache-Control", value: "max-age=31536000")
+        return try Self.storedBlob(request, fd: fd, size: size, headers: headers).response
+    }
+
+    /// The answer for an open stored blob: the part `Range` asks for (the whole blob
+    /// without), only headers for HEAD; `length` is the body's. Takes over `fd` (closed on
+    /// HEAD and on a bad range, else by the response).
+    ///
+    /// Throws ``RegistryError`` (416) for a range outside the blob.
+    static func storedBlob(_ request: Request, fd: Int32, size: Int64, headers: HTTPHeaders) throws -> (response: Response, length: Int64) {
+        var headers = headers
         let (status, offset, length): (HTTPResponseStatus, Int64, Int64)
         do {
-            (status, offset, length) = try Self.range(request, size: size, headers: &headers)
+            (status, offset, length) = try range(request, size: size, headers: &headers)
         } catch {
             PosixFile.close(fd)
             throw error
         }
         if request.method == .HEAD {
             PosixFile.close(fd)
-            return Response(status: status, headers: headers)
+            return (Response(status: status, headers: headers), 0)
         }
-        return Response(status: status, headers: headers, body: .file(fd: fd, offset: offset, length: length))
+        return (Response(status: status, headers: headers, body: .file(fd: fd, offset: offset, length: length)), length)
     }
 
     /// The part of a blob of `size` bytes a request's `Range` asks for: the status, offset and

@@ -18,13 +18,16 @@ public final class RegistryAPI: Sendable {
     public let protectedTags: ProtectedTags
     /// The pull-through cache asked on a miss (`proxy`); nil serves the store alone.
     public let pullThrough: (any PullThrough)?
+    /// The site secret's check for the peer endpoint (`peers.secretFile`); nil refuses peers.
+    public let peerProof: PeerProof?
 
     public init(
         store: BlobStore, metrics: Metrics = Metrics(), policy: any PublishPolicy = AcceptAllPolicy(),
         authorizer: PushAuthorizer = PushAuthorizer(mode: .loopback), protectedTags: ProtectedTags? = nil,
-        pullThrough: (any PullThrough)? = nil
+        pullThrough: (any PullThrough)? = nil, peerProof: PeerProof? = nil
     ) {
         self.pullThrough = pullThrough
+        self.peerProof = peerProof
         self.store = store
         self.metrics = metrics
         self.publisher = ImagePublisher(store: store, policy: policy)
@@ -80,6 +83,8 @@ public final class RegistryAPI: Sendable {
             return try referrers(request, name, digest)
         case (.blob(let name, let digest), .GET), (.blob(let name, let digest), .HEAD):
             return try getBlob(request, name, digest)
+        case (.peerBlob(let digest), .GET), (.peerBlob(let digest), .HEAD):
+            return try peerBlob(request, digest)
         case (.blob(let name, let digest), .DELETE):
             return try deleteBlob(name, digest)
         case (.uploads(let name), .POST):

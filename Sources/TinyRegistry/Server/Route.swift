@@ -15,11 +15,16 @@ public enum Route: Sendable, Equatable {
     case uploads(RepositoryName)
     case upload(RepositoryName, String)
     case referrers(RepositoryName, Digest)
+    /// `/peer/v1/blobs/<digest>`: another satellite of the site asks for a blob by digest
+    /// (RegistryAPI+Peers.swift).
+    case peerBlob(Digest)
 
     /// Parses a request path (without query).
     ///
     /// Throws ``RegistryError`` with NAME_INVALID, DIGEST_INVALID or a 404 for paths that are
     /// not part of the API.
+    public static let peerBlobPrefix = PeerProof.blobPathPrefix
+
     public static func parse(path: String, method: HTTPMethod = .GET) throws -> Route {
         switch path {
         case "/v2", "/v2/": return .base
@@ -27,6 +32,13 @@ public enum Route: Sendable, Equatable {
         case "/healthz": return .health
         case "/metrics": return .metrics
         default: break
+        }
+        if path.hasPrefix(peerBlobPrefix) {
+            let text = path.dropFirst(peerBlobPrefix.count)
+            guard let digest = Digest(text) else {
+                throw RegistryError(.digestInvalid, "invalid digest \"\(text.prefix(200))\"")
+            }
+            return .peerBlob(digest)
         }
         guard path.hasPrefix("/v2/") else {
             throw RegistryError(.notFound, "no such endpoint: \(path.prefix(200))")

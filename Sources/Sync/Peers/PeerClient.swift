@@ -1,0 +1,169 @@
+import ContentStore
+import NIOPosix
+import OCICore
+import Synchronization
+
+/// HTTP to the peer endpoint of other satellites (`/peer/v1/blobs/<digest>`, served by
+/// TinyRegistry's RegistryAPI+Peers) over libcurl, every request with a fresh proof of the
+/// site secret. Short connect timeouts: a peer that is down costs one of them.
+final class PeerClient: Sendable {
+    /// What a peer says about a blob.
+    enum Holding: Sendable, Equatable {
+        /// Verified in its store.
+        case complete
+        /// Being fetched from its own source; this many bytes are on its disk.
+        case fetching(Int64)
+        /// It waits for, or follows, another peer.
+        case following
+        case absent
+    }
+
+    struct Probe: Sendable {
+        var url: String
+        var holding: Holding
+        /// Whether the peer runs a sync pass now (it may need the blob too).
+        var syncing: Bool
+        /// How long the answer took (ns): the race between peers that hold the blob.
+        var elapsed: Int64
+    }
+
+    /// The peer fetched less than it should or lied: how a GET ended.
+    enum Failure: Error, Sendable {
+        /// No answer (connect, timeout): the peer is down.
+        case down(String)
+        /// Answered, but not with the blob (404, 401, a cut).
+        case unavailable(String)
+        /// Sent more bytes than the blob has: a liar.
+        case lie(String)
+    }
+
+    let proof: PeerProof
+    let connectTimeout: Int64
+    let stallTimeout: Int64
+    let bufferSize: Int
+    private let pool: NIOThreadPool
+    private let received = Atomic<Int64>(0)
+    /// The process's WAN/LAN accounting: peer bytes are LAN bytes.
+    let accounting: LinkAccounting?
+
+    init(proof: PeerProof, connectTimeout: Int64, stallTimeout: Int64, bufferSize: Int, threads: Int, accounting: LinkAccounting?) {
+        self.proof = proof
+        self.accounting = accounting
+        self.connectTimeout = connectTimeout
+        self.stallTimeout = stallTimeout
+        self.bufferSize = bufferSize
+        pool = NIOThreadPool(numberOfThreads: max(2, threads))
+        pool.start()
+    }
+
+    func shutdown() async {
+        try? await pool.shutdownGracefully()
+    }
+
+    /// Body bytes received from peers (LAN bytes).
+    var bytesReceived: Int64 { received.load(ordering: .relaxed) }
+
+    private func blocking<T: Sendable>(_ body: @escaping @Sendable (CancelFlag) throws -> T) async throws -> T {
+        try await pool.blockingTransfer(body)
+    }
+
+    private func options(method: String, path: String) -> CurlTransfer.Options {
+        var options = CurlTransfer.Options()
+        options.method = method
+        options.connectTimeout = connectTimeout
+        options.stallTimeout = stallTimeout
+        options.bufferSize = bufferSize
+        options.followRedirects = false
+        options.headers.append("Authorization: \(proof.authorization(method: method, path: path))")
+        return options
+    }
+
+    /// Asks one peer about `digest` (HEAD). Nil when the peer does not answer.
+    func probe(_ url: String, digest: Digest) async -> Probe? {
+        let path = "\(PeerProof.blobPathPrefix)\(digest)"
+        let started = MonotonicClock.now()
+        var options = options(method: "HEAD", path: path)
+        options.stallTimeout = min(stallTimeout, 3_000_000_000)
+        let finalOptions = options
+        let response = try? await blocking { cancel in
+            try CurlTransfer.perform(url: url + path, options: finalOptions, cancelled: cancel, onBody: { _ in })
+        }
+        guard let response else { return nil }
+        let syncing = response.header("satellite-syncing") == "1"
+        let state = response.header("satellite-blob-state")
+        let holding: Holding
+        switch (response.status, state) {
+        case (200, "complete"): holding = .complete
+        case (200, "fetching"): holding = .fetching(response.header("satellite-blob-offset").flatMap { Int64($0) } ?? 0)
+        case (404, "following"): holding = .following
+        case (404, _): holding = .absent
+        default: return nil  // 401 (another site's secret) or garbage: not a peer of ours
+        }
+        return Probe(url: url, holding: holding, syncing: syncing, elapsed: MonotonicClock.now() - started)
+    }
+
+    /// Streams `digest` from a peer into `ingest` from its offset, following a download in
+    /// progress until it completes or the peer cuts. Returns the bytes written.
+    ///
+    /// Throws ``Failure``, or ``SyncError`` (storage, cancelled).
+    func fetch(
+        _ url: String, digest: Digest, size: Int64, into ingest: Ingest, progress: @escaping @Sendable (Int64) -> Void
+    ) async throws -> Int64 {
+        let path = "\(PeerProof.blobPathPrefix)\(digest)"
+        var options = options(method: "GET", path: path)
+        let start = ingest.offset
+        if start > 0 { options.headers.append("Range: bytes=\(start)-") }
+        let finalOptions = options
+        let target = "\(url)\(path)?size=\(size)"
+        return try await blocking { cancel in
+            var refusal: Failure?
+            let response: CurlTransfer.Response
+            do {
+                response = try CurlTransfer.perform(
+                    url: target, options: finalOptions, cancelled: cancel,
+                    onHeaders: { response in
+                        switch response.status {
+                        case 206:
+                            guard let range = response.header("content-range"), ContentRange(range)?.start == start else {
+                                refusal = .unavailable("\(url) answered a range at the wrong offset")
+                                return .reject
+                            }
+                            return .accept
+                        case 200 where start == 0:
+                            return .accept
+                        default:
+                            refusal = .unavailable("\(url) answered HTTP \(response.status) for \(digest)")
+                            return .reject
+                        }
+                    },
+                    onBody: { bytes in
+                        guard ingest.offset + Int64(bytes.count) <= size else {
+                            throw Failure.lie("\(url) sent more than the \(size) bytes of \(digest)")
+                        }
+                        do {
+                            try ingest.write(bytes)
+                        } catch {
+                            throw SyncError(.storage, "cannot write \(digest): \(error)")
+                        }
+                        self.received.wrappingAdd(Int64(bytes.count), ordering: .relaxed)
+                        self.accounting?.addLAN(Int64(bytes.count))
+                        progress(ingest.offset)
+                    })
+            } catch let failure as Failure {
+                throw failure
+            } catch let error as SyncError {
+                throw error
+            } catch is CancellationError {
+                throw SyncError(.cancelled, "cancelled")
+            } catch let failure as CurlTransfer.Failure {
+                if ingest.offset == start {
+                    throw Failure.down("\(failure)")
+                }
+                throw Failure.unavailable("\(failure)")
+            }
+            if let refusal { throw refusal }
+            _ = response
+            return ingest.offset - start
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import ContentStore
+import OCICore
+import Synchronization
+
+/// The site's peers and the HTTP client that talks to them: one per process, shared by
+/// every sync pass (what a peer that is down or lied costs is remembered across passes for a
+/// while).
+public final class PeerNetwork: Sendable {
+    public let peers: PeerSet
+    let client: PeerClient
+    private let settled = Atomic<Int64>(0)
+
+    /// Discovery started: the first transfers wait until `nanoseconds` passed, long enough
+    /// to hear the peers' announcements, instead of going to the WAN alone.
+    public func listen(for nanoseconds: Int64) {
+        settled.store(MonotonicClock.now() + nanoseconds, ordering: .relaxed)
+    }
+
+    /// Waits until discovery had its time (see ``listen(for:)``).
+    func settle() async {
+        let wait = settled.load(ordering: .relaxed) - MonotonicClock.now()
+        if wait > 0 { try? await Task.sleep(nanoseconds: UInt64(wait)) }
+    }
+
+    public init(
+        peers: PeerSet, connectTimeout: Int64 = 1_500_000_000, stallTimeout: Int64 = 20_000_000_000, bufferSize: Int = 65536,
+        threads: Int = 8, accounting: LinkAccounting? = nil
+    ) {
+        self.peers = peers
+        client = PeerClient(
+            proof: peers.proof, connectTimeout: connectTimeout, stallTimeout: stallTimeout, bufferSize: bufferSize, threads: threads,
+            accounting: accounting)
+    }
+
+    /// Bytes received from peers so far (LAN).
+    public var bytesReceived: Int64 { client.bytesReceived }
+
+    /// Prometheus text for `/metrics`: the peers known and answering, the bytes taken from them.
+    public func metricsText() -> String {
+        func metric(_ name: String, _ type: String, _ help: String, _ value: Int64) -> String {
+            "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
+        }
+        var text = metric("satellite_peers_known", "gauge", "Peers of the site known now (peers.urls and discovered).", Int64(peers.known.count))
+        text += metric("satellite_peers_live", "gauge", "Known peers not marked down.", Int64(peers.live().count))
+        text += metric(
+            "satellite_peer_received_bytes_total", "counter", "Blob bytes this process received from peers (LAN).", client.bytesReceived)
+        return text
+    }
+
+    public func shutdown() async {
+        await client.shutdown()
+    }
+}

@@ -1,0 +1,203 @@
+import ContentStore
+import Logging
+import OCICore
+
+/// A ``ContentSource`` that asks the site's peers for a blob before the WAN and coordinates
+/// with them so that the site fetches each blob from the WAN once (docs/sync.md, "Peers").
+/// Manifests and small documents come from the upstream (they say what is current).
+///
+/// For each blob, inside one ``fetchBlob(_:size:repository:into:progress:)`` and so inside
+/// the ``BlobTransfer`` that owns the ingest (which stays unchanged):
+/// 1. Probe the live peers in parallel (HEAD, short connect timeout; a peer that does not
+///    answer is down for a while).
+/// 2. A peer that holds the blob verified: fetch from the fastest to answer (the race).
+/// 3. Else a peer fetching it from its own source: follow its growing file (the highest
+///    ranked one).
+/// 4. Else rendezvous hashing over this satellite and the peers that run a sync now picks the
+///    fetcher: rank 0 fetches from the upstream at once; rank r waits up to r × `takeover`
+///    for a higher-ranked one to start (probing again every `pollInterval`), then takes
+///    over itself.
+/// Whatever the source, bytes land in the same ingest at its offset: a peer that dies or
+/// cuts mid-blob costs a re-probe, and the next peer or the upstream continues at the same
+/// offset. When all the bytes are there, they are hashed before this returns: bytes that do
+/// not match the digest make every peer that contributed to them a liar for this blob, the
+/// ingest starts over, and the blob is fetched elsewhere; a peer never makes a blob fail.
+public final class PeeredSource: ContentSource {
+    public let upstream: any ContentSource
+    public let peers: PeerSet
+    public let store: BlobStore
+    let client: PeerClient
+    let network: PeerNetwork
+    let takeover: Int64
+    let pollInterval: Int64
+    private let logger: Logger
+
+    public init(
+        upstream: any ContentSource, network: PeerNetwork, store: BlobStore, takeover: Int64 = 2_000_000_000,
+        pollInterval: Int64 = 250_000_000, logger: Logger
+    ) {
+        self.upstream = upstream
+        self.peers = network.peers
+        self.store = store
+        client = network.client
+        self.network = network
+        self.takeover = takeover
+        self.pollInterval = pollInterval
+        self.logger = logger
+    }
+
+    public var name: String { "peers+\(upstream.name)" }
+
+    /// Every body byte received: the WAN's and the LAN's.
+    public var bytesReceived: Int64 { upstream.bytesReceived + client.bytesReceived }
+    /// Bytes from the upstream (the WAN).
+    public var wanBytesReceived: Int64 { upstream.bytesReceived }
+    /// Bytes from peers (the LAN).
+    public var lanBytesReceived: Int64 { client.bytesReceived }
+
+    public func manifest(_ repository: RepositoryName, reference: Reference) async throws -> ImagePublisher.ManifestContent {
+        try await upstream.manifest(repository, reference: reference)
+    }
+
+    public func manifestDigest(_ repository: RepositoryName, tag: String) async throws -> Digest? {
+        try await upstream.manifestDigest(repository, tag: tag)
+    }
+
+    public func referrers(_ repository: RepositoryName, of digest: Digest) async throws -> [UInt8]? {
+        try await upstream.referrers(repository, of: digest)
+    }
+
+    public func smallBlob(_ repository: RepositoryName, digest: Digest, limit: Int) async throws -> [UInt8] {
+        try await upstream.smallBlob(repository, digest: digest, limit: limit)
+    }
+
+    enum Choice {
+        case peer(String)
+        case upstream
+        case wait
+    }
+
+    public func fetchBlob(
+        _ digest: Digest, size: Int64, repository: RepositoryName, into ingest: Ingest, progress: @escaping @Sendable (Int64) -> Void
+    ) async throws {
+        await network.settle()
+        // A blob of unknown size cannot be followed (nor its lies bounded): the WAN.
+        guard size > 0, !peers.known.isEmpty else {
+            try await upstream.fetchBlob(digest, size: size, repository: repository, into: ingest, progress: progress)
+            return
+        }
+        store.setFollowing(digest, true)
+        defer { store.setFollowing(digest, false) }
+        let started = MonotonicClock.now()
+        // Peers whose bytes are in the ingest since it last started over.
+        var contributors: Set<String> = []
+        // Peers that refused or cut this blob without progress in this attempt.
+        var refused: Set<String> = []
+        while true {
+            if Task.isCancelled { throw SyncError(.cancelled, "cancelled") }
+            if ingest.offset >= size {
+                if ingest.offset == size, ingest.digest == digest { return }
+                caught(contributors, digest, ingest)
+                contributors = []
+                continue
+            }
+            let choice = await choose(digest, excluding: refused, since: started)
+            switch choice {
+            case .wait:
+                try await sleep(pollInterval)
+            case .upstream:
+                store.setFollowing(digest, false)
+                logger.debug("blob from the upstream", metadata: ["digest": "\(digest)", "offset": "\(ingest.offset)"])
+                try await upstream.fetchBlob(digest, size: size, repository: repository, into: ingest, progress: progress)
+                if !contributors.isEmpty, ingest.offset == size, ingest.digest != digest {
+                    // The peers' prefix was a lie: start over from the upstream alone.
+                    caught(contributors, digest, ingest)
+                    contributors = []
+                    continue
+                }
+                return
+            case .peer(let url):
+                let before = ingest.offset
+                do {
+                    logger.debug("blob from a peer", metadata: ["digest": "\(digest)", "peer": "\(url)", "offset": "\(before)"])
+                    let moved = try await client.fetch(url, digest: digest, size: size, into: ingest, progress: progress)
+                    if moved > 0 { contributors.insert(url) }
+                    if moved == 0 { refused.insert(url) }
+                } catch let failure as PeerClient.Failure {
+                    if ingest.offset > before { contributors.insert(url) }
+                    switch failure {
+                    case .down(let message):
+                        logger.info("peer is down", metadata: ["peer": "\(url)", "error": "\(message)"])
+                        peers.markDown(url)
+                    case .unavailable(let message):
+                        // Cut mid-blob (its own source failed, or it died): probe again and
+                        // continue from here; without progress, leave it out for this blob.
+                        logger.info("peer transfer cut", metadata: ["peer": "\(url)", "digest": "\(digest)", "error": "\(message)"])
+                        if ingest.offset == before { refused.insert(url) }
+                    case .lie(let message):
+                        logger.warning("peer sent too much", metadata: ["peer": "\(url)", "error": "\(message)"])
+                        contributors.insert(url)
+                        caught(contributors, digest, ingest)
+                        contributors = []
+                    }
+                }
+            }
+        }
+    }
+
+    /// The bytes of `contributors` did not hash to `digest`: they are liars for it, and the
+    /// ingest starts over.
+    private func caught(_ contributors: Set<String>, _ digest: Digest, _ ingest: Ingest) {
+        for url in contributors {
+            logger.warning("peer sent content that does not match its digest", metadata: ["peer": "\(url)", "digest": "\(digest)"])
+            peers.markLiar(url, for: digest)
+        }
+        try? ingest.reset()
+    }
+
+    private func sleep(_ nanoseconds: Int64) async throws {
+        do {
+            try await Task.sleep(nanoseconds: UInt64(nanoseconds))
+        } catch {
+            throw SyncError(.cancelled, "cancelled")
+        }
+    }
+
+    /// Where the next bytes of `digest` come from (see the type's comment).
+    func choose(_ digest: Digest, excluding refused: Set<String>, since started: Int64) async -> Choice {
+        let candidates = peers.live().filter { !peers.isLiar($0, for: digest) }
+        guard !candidates.isEmpty else { return .upstream }
+        let probes = await withTaskGroup(of: (String, PeerClient.Probe?).self) { group in
+            for url in candidates {
+                group.addTask { [client] in (url, await client.probe(url, digest: digest)) }
+            }
+            var results: [PeerClient.Probe] = []
+            for await (url, probe) in group {
+                if let probe {
+                    peers.markUp(url)
+                    results.append(probe)
+                } else {
+                    logger.info("peer does not answer", metadata: ["peer": "\(url)"])
+                    peers.markDown(url)
+                }
+            }
+            return results
+        }
+        let usable = probes.filter { !refused.contains($0.url) }
+        if let fastest = usable.filter({ $0.holding == .complete }).min(by: { $0.elapsed < $1.elapsed }) {
+            return .peer(fastest.url)
+        }
+        let fetching = Set(usable.compactMap { probe -> String? in
+            if case .fetching = probe.holding { return probe.url }
+            return nil
+        })
+        let syncing = probes.filter { $0.syncing || $0.holding != .absent }.map(\.url)
+        let ranking = PeerSet.rank(syncing + [peers.selfURL], for: digest)
+        if let leader = ranking.first(where: { fetching.contains($0) }) { return .peer(leader) }
+        // Nobody fetches it: the first in rank that is still in the running fetches.
+        let contenders = ranking.filter { $0 == peers.selfURL || !refused.contains($0) }
+        let rank = contenders.firstIndex(of: peers.selfURL) ?? 0
+        if rank == 0 || MonotonicClock.now() - started >= Int64(rank) * takeover { return .upstream }
+        return .wait
+    }
+}

@@ -1,0 +1,105 @@
+import ContentStore
+import OCICore
+import NIOCore
+import NIOHTTP1
+
+/// The peer endpoint: `GET|HEAD /peer/v1/blobs/<digest>[?size=N]`, for the other satellites of
+/// the site (docs/sync.md, "Peers"). Only requests that prove the site secret
+/// (``PeerProof``: an HMAC over the request, never the secret itself) get an answer other
+/// than 401; whatever the repository, a peer gets:
+///
+/// - a verified blob of the store: 200/206 with `Satellite-Blob-State: complete`;
+/// - a blob this store is downloading from its own source right now:
+///   `Satellite-Blob-State: fetching` and `Satellite-Blob-Offset: <bytes on disk>`; a GET
+///   (which must name the blob's `size`) streams the bytes already on disk and follows the
+///   file as it grows, and is cut if the download fails or stops (the peer verifies the
+///   whole blob by digest, so a cut costs time, never integrity);
+/// - a blob this store waits for or follows from another peer:
+///   `Satellite-Blob-State: following` (404): following it could make two peers wait on
+///   each other;
+/// - else 404 BLOB_UNKNOWN.
+extension RegistryAPI {
+    static let peerPollInterval: Int64 = 50_000_000
+
+    func peerBlob(_ request: Request, _ digest: Digest) throws -> Response {
+        guard let proof = peerProof else {
+            throw RegistryError(.unauthorized, "this satellite serves no peers (no peers.secretFile)")
+        }
+        guard let authorization = request.headers.first(name: "authorization"),
+            proof.verify(authorization: authorization, method: "\(request.method)", path: request.path)
+        else {
+            throw RegistryError(.unauthorized, "peer requests must prove the site secret (SatellitePeer authorization)")
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/octet-stream")
+        headers.add(name: "Docker-Content-Digest", value: digest.description)
+        headers.add(name: "Accept-Ranges", value: "bytes")
+        let syncing = store.writerBusy ? "1" : "0"
+        headers.add(name: "Satellite-Syncing", value: syncing)
+        if store.hasBlob(digest), let (fd, size) = try? store.openBlob(digest) {
+            headers.add(name: "Satellite-Blob-State", value: "complete")
+            let (response, length) = try Self.storedBlob(request, fd: fd, size: size, headers: headers)
+            if length > 0 { metrics.recordPeerServed(length) }
+            return response
+        }
+        switch store.downloadActivity(digest) {
+        case .none:
+            throw RegistryError(
+                .blobUnknown, "this satellite neither holds nor downloads \(digest)", headers: [("Satellite-Syncing", syncing)])
+        case .following(let written):
+            throw RegistryError(
+                .blobUnknown, "this satellite waits for \(digest) from another peer",
+                headers: [
+                    ("Satellite-Blob-State", "following"), ("Satellite-Blob-Offset", String(written)), ("Satellite-Syncing", syncing),
+                ])
+        case .fetching(let written):
+            headers.add(name: "Satellite-Blob-State", value: "fetching")
+            headers.add(name: "Satellite-Blob-Offset", value: String(written))
+            if request.method == .HEAD { return Response(status: .ok, headers: headers) }
+            guard let text = request.query["size"], let size = Int64(text), size > 0 else {
+                throw RegistryError(.sizeInvalid, "a peer following a download names the blob's size (?size=N)")
+            }
+            let blob = GrowingBlob(digest: digest, size: size, store: store)
+            let (status, offset, length) = try Self.range(request, size: size, headers: &headers)
+            blob.addReader()
+            Self.follow(blob, store: store)
+            metrics.recordPeerServed(length)
+            return Response(status: status, headers: headers, body: .growing(blob, offset: offset, length: length))
+        }
+    }
+
+    /// Drives `blob` from the download file another writer (this process or another) fills:
+    /// advances with the file, finishes once the blob is stored, fails when the writer let go
+    /// without storing it. Stops when no reader is left.
+    static func follow(_ blob: GrowingBlob, store: BlobStore) {
+        Task.detached {
+            var lastSize: Int64 = -1
+            while blob.readerCount > 0 {
+                if store.hasBlob(blob.digest) {
+                    blob.finish()
+                    return
+                }
+                switch store.downloadActivity(blob.digest) {
+                case .fetching(let written), .following(let written):
+                    if written != lastSize {
+                        lastSize = written
+                        if written > blob.size {
+                            blob.fail("the download of \(blob.digest) is longer than \(blob.size) bytes")
+                            return
+                        }
+                        blob.advance(to: written)
+                    }
+                case .none:
+                    // Committed between the two checks, or the writer stopped.
+                    if store.hasBlob(blob.digest) {
+                        blob.finish()
+                    } else {
+                        blob.fail("the download of \(blob.digest) stopped")
+                    }
+                    return
+                }
+                try? await Task.sleep(nanoseconds: UInt64(peerPollInterval))
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import ContentStore
+import Logging
+import OCICore
+import SatelliteConfig
+import Synchronization
+import Sync
+
+/// `peers`: the site secret, the peer set (list and discovery) and the peered content source,
+/// built from the settings. The peer network lives as long as the process: every sync pass
+/// shares it.
+extension Settings {
+    /// The proof of the site secret (`peers.secretFile`); nil without peers.
+    ///
+    /// Throws a one-line ``CLIError`` when the file cannot be read or is empty.
+    func peerProof() throws -> PeerProof? {
+        guard let file = config.peers.secretFile else { return nil }
+        let bytes: [UInt8]
+        do {
+            bytes = try PosixFile.readAll(path: file, limit: 64 * 1024)
+        } catch {
+            throw CLIError("cannot read peers.secretFile \(file): \(error)")
+        }
+        let secret = Array(String(decoding: bytes, as: UTF8.self).trimmed().utf8)
+        guard secret.count >= 16 else {
+            throw CLIError("peers.secretFile \(file) holds \(secret.count) bytes: a site secret needs at least 16 (e.g. `head -c 32 /dev/urandom | base64`)")
+        }
+        return PeerProof(secret: secret)
+    }
+
+    /// This satellite's registry URL as peers reach it.
+    var advertisedURL: String {
+        if let advertise = config.peers.advertise { return advertise }
+        let listen = config.registry.listen
+        return "http://\(listen.description)"
+    }
+
+    /// The process's peer network, made (and discovery started) on first use.
+    func peerNetwork(logger: Logger) throws -> PeerNetwork? {
+        guard config.peers.enabled, let proof = try peerProof() else { return nil }
+        return try PeerRuntime.shared.withLock { existing -> PeerNetwork in
+            if let existing { return existing }
+            let peers = PeerSet(selfURL: advertisedURL, urls: config.peers.urls, proof: proof)
+            let network = PeerNetwork(
+                peers: peers, connectTimeout: min(profile.sync.connectTimeout, 1_500_000_000), bufferSize: profile.io.bufferSize,
+                threads: 2 * syncConcurrency + 4, accounting: wanGate.accounting)
+            if config.peers.discover {
+                do {
+                    let discovery = try PeerDiscovery(
+                        peers: peers, port: config.peers.discoveryPort, address: config.peers.discoveryAddress, logger: logger)
+                    discovery.start()
+                    network.listen(for: discovery.interval + 500_000_000)
+                    PeerRuntime.discovery.withLock { $0 = discovery }
+                } catch {
+                    throw CLIError("peers.discover: cannot listen on UDP port \(config.peers.discoveryPort): \(error)")
+                }
+            }
+            existing = network
+            return network
+        }
+    }
+
+    /// The upstream, asked after the site's peers when there are any.
+    func peeredContent(_ client: UpstreamClient, store: BlobStore, logger: Logger) throws -> any ContentSource {
+        guard let network = try peerNetwork(logger: logger) else { return client }
+        return PeeredSource(upstream: client, network: network, store: store, takeover: config.peers.takeover, logger: logger)
+    }
+}
+
+/// The process's one peer network and discovery.
+enum PeerRuntime {
+    static let shared = Mutex<PeerNetwork?>(nil)
+    static let discovery = Mutex<PeerDiscovery?>(nil)
+}
