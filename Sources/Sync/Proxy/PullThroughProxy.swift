@@ -295,8 +295,15 @@ public final class PullThroughProxy: PullThrough {
         let counters = self.counters
         let transfer = BlobTransfer(source: client, store: store)
         do {
+            // No checkpoint fsync while clients wait: on a disk slower than the link each one
+            // stalled the transfer (and every client) until the disk caught up. A link cut
+            // still checkpoints, a killed process resumes from the whole file (same boot);
+            // only a power cut mid-transfer starts the blob over. The clients get the last
+            // byte once the digest matched, not after the commit's fsync: what they received
+            // is verified, and the store's copy is made durable before it becomes visible.
             try await transfer.download(
-                digest, size: blob.size, repository: route.remote, deadline: MonotonicClock.now() + configuration.transferTimeout
+                digest, size: blob.size, repository: route.remote, deadline: MonotonicClock.now() + configuration.transferTimeout,
+                checkpointInterval: .max, following: blob
             ) { offset in
                 let previous = seen.exchange(offset, ordering: .relaxed)
                 if previous >= 0, offset > previous { counters.bytes.wrappingAdd(offset - previous, ordering: .relaxed) }
