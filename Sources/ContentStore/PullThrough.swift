@@ -80,10 +80,13 @@ public struct PullThroughError: Error, Sendable, CustomStringConvertible {
 
     public var kind: Kind
     public var message: String
+    /// Seconds after which asking again may succeed (`Retry-After`): when the WAN opens.
+    public var retryAfter: Int64?
 
-    public init(_ kind: Kind, _ message: String) {
+    public init(_ kind: Kind, _ message: String, retryAfter: Int64? = nil) {
         self.kind = kind
         self.message = message
+        self.retryAfter = retryAfter
     }
 
     public var description: String { message }

@@ -89,6 +89,8 @@ public struct StoreLayout: Sendable, Equatable {
     public var writerLock: String { "\(sync)/lock" }
     public var syncStatus: String { "\(sync)/status.json" }
     public var managedTags: String { "\(sync)/managed.json" }
+    /// WAN bytes per day and month (the `sync.budget` ledger, Sync's WANLedger).
+    public var wanLedger: String { "\(sync)/wan.json" }
 
     public var gc: String { "\(root)/gc" }
     public var accessLog: String { "\(gc)/access" }

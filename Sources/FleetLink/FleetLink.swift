@@ -38,6 +38,15 @@ public final class FleetLink: Sendable {
     }
 
     let state: Mutex<State>
+    /// The WAN/LAN line of the heartbeat's activity (``reportLinkUsage(_:)``).
+    private let linkUsage = Mutex<(@Sendable () -> String?)?>(nil)
+
+    /// Sets what each heartbeat reports about the link: `run` passes its WAN gate's
+    /// counters ("wan_bytes=… lan_bytes=… wan_day_left=… …", docs/sync.md). Carried in
+    /// `activity`, because Harbor's `SatelliteStatusParams` has no field for it.
+    public func reportLinkUsage(_ provider: @escaping @Sendable () -> String?) {
+        linkUsage.withLock { $0 = provider }
+    }
 
     /// Opens the link's files in the store at `storeRoot`.
     ///
@@ -427,6 +436,7 @@ public final class FleetLink: Sendable {
             activity.append("refused config \(status.refusedConfigDigest.prefix(19)): \(status.refusedConfigReason)")
         }
         activity += status.pendingNotes
+        if let usage = linkUsage.withLock({ $0 })?() { activity.append(usage) }
         return Heartbeat(
             name: record?.name ?? "",
             activity: activity.isEmpty ? "idle" : activity.joined(separator: "; "),

@@ -106,6 +106,10 @@ public struct ConfigFile: Sendable, Equatable {
         /// Overrides the profile's platform: "os/arch[/variant]", or "all" to keep every
         /// platform of an index.
         public var platform: String?
+        /// `sync.windows`: when the WAN may be used (empty: always). ConfigFile+WAN.swift.
+        public var windows: [Window] = []
+        /// `sync.budget`: bytes the WAN may carry per day and month.
+        public var budget = Budget()
     }
 
     public struct Hook: Sendable, Equatable {
@@ -307,6 +311,7 @@ extension ConfigFile {
                 }
                 sync.platform = platform
             }
+            try sync.readWAN(&reader)
             try reader.finish()
         }
         if let items = try root.array("hooks") {

@@ -69,6 +69,9 @@ public final class SyncEngine: Sendable {
         public var bytesEvicted: Int64 = 0
         /// The state artifact this pass followed, when the desired state is one.
         public var artifact: ResolvedArtifact?
+        /// Set when the WAN was closed (outside `sync.windows`, or `sync.budget` spent):
+        /// the pass paused; its `resumesAt` says when the WAN opens again.
+        public var deferred: SyncError?
 
         public var complete: Bool { failures.isEmpty && present == wanted }
     }
@@ -191,6 +194,7 @@ public final class SyncEngine: Sendable {
         do {
             (wanted, report.artifact) = try await configuration.source.resolveWithArtifact(content: content)
         } catch {
+            if let deferral = error as? SyncError, deferral.kind == .deferred { report.deferred = deferral }
             logger.error("cannot read the desired state", metadata: ["error": "\(error)"])
             report.failures.append(("(desired state)", "\(error)"))
             return report
@@ -210,9 +214,7 @@ public final class SyncEngine: Sendable {
             do {
                 plans.append(try await resolve(image, deadline: deadline))
             } catch {
-                logger.error("image failed", metadata: ["image": "\(image)", "error": "\(error)"])
-                report.failures.append((image.description, "\(error)"))
-                setState(image.description, "failed", error: "\(error)")
+                fail(image.description, error, &report)
             }
         }
         // The quota: the desired state must fit; room for what is missing comes from the cache.
@@ -237,9 +239,7 @@ public final class SyncEngine: Sendable {
                 if outcome.updated { report.updated.append(plan.image.description) }
                 setState(plan.image.description, "present", digest: outcome.digest.description)
             } catch {
-                logger.error("image failed", metadata: ["image": "\(plan.image)", "error": "\(error)"])
-                report.failures.append((plan.image.description, "\(error)"))
-                setState(plan.image.description, "failed", error: "\(error)")
+                fail(plan.image.description, error, &report)
             }
         }
         // Tags this engine placed that nobody wants any more.
@@ -254,6 +254,19 @@ public final class SyncEngine: Sendable {
             }
         }
         return report
+    }
+
+    /// Records an image that failed, or paused because the WAN is closed (state "deferred").
+    private func fail(_ image: String, _ error: any Error, _ report: inout Report) {
+        report.failures.append((image, "\(error)"))
+        if let deferral = error as? SyncError, deferral.kind == .deferred {
+            logger.info("image waits for the WAN", metadata: ["image": "\(image)", "reason": "\(deferral)"])
+            if report.deferred == nil { report.deferred = deferral }
+            setState(image, "deferred", error: "\(error)")
+        } else {
+            logger.error("image failed", metadata: ["image": "\(image)", "error": "\(error)"])
+            setState(image, "failed", error: "\(error)")
+        }
     }
 
     struct Outcome {

@@ -14,14 +14,22 @@ public struct SyncError: Error, Sendable, CustomStringConvertible {
         case storage
         /// Cancelled by a stop request.
         case cancelled
+        /// The WAN may not be used now (outside `sync.windows`, or `sync.budget` spent):
+        /// not a broken link: no backoff, no giving up; the partial file stays and the
+        /// transfer continues at `resumesAt`.
+        case deferred
     }
 
     public var kind: Kind
     public var message: String
+    /// For `deferred`: when the WAN opens again (wall seconds of the gate's clock); nil
+    /// when it cannot be said (never, with the current config).
+    public var resumesAt: Int64?
 
-    public init(_ kind: Kind, _ message: String) {
+    public init(_ kind: Kind, _ message: String, resumesAt: Int64? = nil) {
         self.kind = kind
         self.message = message
+        self.resumesAt = resumesAt
     }
 
     public var description: String { message }

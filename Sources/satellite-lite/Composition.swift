@@ -60,7 +60,7 @@ extension Settings {
                 baseURL: url.base, username: upstream.username, password: try upstreamPassword(), caFile: upstream.caFile,
                 insecure: upstream.insecure, connectTimeout: profile.sync.connectTimeout, stallTimeout: profile.sync.stallTimeout,
                 bufferSize: profile.io.bufferSize, threads: syncConcurrency + 2),
-            limiter: BandwidthLimiter.shared(bytesPerSecond: bandwidth))
+            limiter: BandwidthLimiter.shared(bytesPerSecond: bandwidth), gate: wanGate)
         return client
     }
 

@@ -62,13 +62,17 @@ extension Settings {
         if config.proxy.enabled {
             if config.upstream != nil {
                 let wanted = try clientConfiguration()
-                if let kept = previous?.upstream, Self.same(kept.configuration, wanted), kept.limiter.rate == bandwidth {
+                if let kept = previous?.upstream, Self.same(kept.configuration, wanted), kept.limiter.rate == bandwidth,
+                    kept.gate === wanGate
+                {
                     upstream = kept
                 } else {
                     upstream = try makeClient()
                 }
             }
             let limiter = upstream?.limiter ?? BandwidthLimiter.shared(bytesPerSecond: bandwidth)
+            // The process's one WAN gate (windows, budget): its policy follows a reload in place.
+            let gate = upstream?.gate ?? wanGate
             for mirror in config.proxy.mirrors {
                 var password: String?
                 if let file = mirror.passwordFile {
@@ -83,10 +87,12 @@ extension Settings {
                     baseURL: mirror.url, username: mirror.username, password: password, caFile: mirror.caFile,
                     insecure: mirror.insecure, connectTimeout: profile.sync.connectTimeout, stallTimeout: profile.sync.stallTimeout,
                     bufferSize: profile.io.bufferSize, threads: syncConcurrency + 2)
-                if let kept = previous?.mirrors[mirror.registry], Self.same(kept.configuration, wanted), kept.limiter === limiter {
+                if let kept = previous?.mirrors[mirror.registry], Self.same(kept.configuration, wanted), kept.limiter === limiter,
+                    kept.gate === gate
+                {
                     mirrors[mirror.registry] = kept
                 } else {
-                    mirrors[mirror.registry] = UpstreamClient(configuration: wanted, limiter: limiter)
+                    mirrors[mirror.registry] = UpstreamClient(configuration: wanted, limiter: limiter, gate: gate)
                 }
             }
         }

@@ -48,6 +48,10 @@ struct RunCommand: ConfigOnlyCommand {
         server.api.metrics.addProvider { metrics.render() }
         if let fleet { server.api.metrics.addProvider { fleet.metricsText() } }
         if let proxy { server.api.metrics.addProvider { proxy.metricsText() } }
+        // The WAN gate of this store: its ledger's counts on /metrics; LAN bytes served by
+        // the registry fed to its accounting, and the ledger written, every few seconds.
+        let wan = WANAccountingLoop(gate: settings.wanGate, served: { server.api.metrics.bytesServed })
+        server.api.metrics.addProvider { wan.gate.snapshot().metricsText }
         var heartbeats: Task<Void, Never>?
         let bundleWatch = try settings.startBundleWatch(store: store, hooks: hooks, logger: logger)
         let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)", logger: logger) {
@@ -119,7 +123,10 @@ struct RunCommand: ConfigOnlyCommand {
                 settings = effective.settings
                 if let level = effective.logLevel { logger.logLevel = level }
                 hooks?.update(settings: settings)
-                if heartbeats == nil { heartbeats = Task { await fleet.runHeartbeats(store: store) } }
+                if heartbeats == nil {
+                    fleet.reportLinkUsage { [wan] in wan.gate.snapshot().heartbeatText }
+                    heartbeats = Task { await fleet.runHeartbeats(store: store) }
+                }
             }
             // The proxy follows the settings in effect: a reload, and in fleet mode the
             // upstream and credentials Ground Control supplies.
@@ -129,7 +136,12 @@ struct RunCommand: ConfigOnlyCommand {
                 logger.warning("proxy.enabled takes effect after a restart")
             }
             var client: UpstreamClient?
-            if settings.config.upstream != nil, settings.desiredState != nil {
+            var pause: Int64?
+            if settings.config.upstream != nil, settings.desiredState != nil, let closed = wan.closed(settings.wanGate, logger: logger) {
+                // Outside the window or over the budget: no pass (no WAN byte, no failed-pass
+                // hooks); look again soon, so a window that opens is used at once.
+                pause = closed
+            } else if settings.config.upstream != nil, settings.desiredState != nil {
                 do {
                     var upstream = try settings.makeClient()
                     client = upstream
@@ -152,6 +164,10 @@ struct RunCommand: ConfigOnlyCommand {
                         metrics.passFinished(report: report, engine: retry)
                     }
                     logger.info("sync pass finished", metadata: ["summary": "\(report.summary(bandwidth: settings.bandwidth))"])
+                    if let deferral = report.deferred {
+                        logger.info("sync paused until the WAN opens", metadata: ["reason": "\(deferral.message)"])
+                        pause = WANAccountingLoop.pollInterval
+                    }
                     if let fleet {
                         fleet.passFinished(
                             durationMs: (MonotonicClock.now() - started) / 1_000_000, complete: report.complete,
@@ -171,10 +187,12 @@ struct RunCommand: ConfigOnlyCommand {
                 logger.info("no upstream or desired state configured: serving only")
             }
             await client?.shutdown()
+            settings.wanGate.flush()
             store.access.flush()
             await collectIfNeeded(settings: settings, store: store, hooks: hooks, logger: logger, metrics: metrics)
-            await control.sleep(nanoseconds: settings.config.state.interval)
+            await control.sleep(nanoseconds: min(settings.config.state.interval, pause ?? Int64.max))
         }
+        wan.stop()
         SystemdNotifier.send("STOPPING=1")
         watchdog?.cancel()
         heartbeats?.cancel()

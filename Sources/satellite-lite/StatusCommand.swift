@@ -15,7 +15,7 @@ import Musl
 struct StatusCommand: ConfigAndJSONCommand {
     static var spec: CommandSpec {
         CommandSpec(
-            name: "status", abstract: "Desired vs present images, disk use, last sync, transfers in progress.",
+            name: "status", abstract: "Desired vs present images, disk use, last sync, transfers in progress, WAN window and budget.",
             options: [.config, .json])
     }
 
@@ -46,6 +46,9 @@ struct StatusCommand: ConfigAndJSONCommand {
         var bundleError: String?
         /// Every blob the store holds: `bundle create --have` leaves them out.
         var blobs: [String]
+        /// `sync.windows` and `sync.budget` now, and WAN vs LAN bytes (the store's ledger,
+        /// as a running `run` last wrote it: at most a few seconds or MB behind).
+        var wan: WANGate.Snapshot
     }
 
     func run() throws {
@@ -76,7 +79,8 @@ struct StatusCommand: ConfigAndJSONCommand {
             syncRunning: running, hooks: HookBridge.recentRuns(store: store),
             fleet: settings.config.groundControl.map { FleetLinkReport.read(storeRoot: store.root, groundControl: $0.url) },
             bundle: BundleRecord.read(store: store), bundleError: BundleWatcher.lastError(store: store),
-            blobs: ((try? store.allBlobs()) ?? []).map(\.description).sorted())
+            blobs: ((try? store.allBlobs()) ?? []).map(\.description).sorted(),
+            wan: WANGate.snapshot(ledgerPath: settings.wanLedgerPath, policy: settings.wanPolicy))
         if json {
             try printJSON(report)
             return
@@ -97,6 +101,7 @@ struct StatusCommand: ConfigAndJSONCommand {
             print("last sync: never")
         }
         if running { print("sync: running") }
+        for line in report.wan.lines(now: SystemWallClock.shared.now()) { print(line) }
         for t in report.transfers {
             let eta = t.eta.map { ", ETA \(Units.formatDuration($0 * 1_000_000_000))" } ?? ""
             print("  transfer \(t.repository)@\(t.digest.prefix(19)): \(Units.formatSize(t.done))/\(Units.formatSize(t.size)) at \(Units.formatSize(t.rate))/s\(eta)")

@@ -61,7 +61,13 @@ struct SyncCommand: ConfigOnlyCommand {
         }
         await hooks?.drain()
         await client.shutdown()
+        client.gate?.flush()
         print(report.summary(bandwidth: settings.bandwidth))
+        if !report.complete, let deferral = report.deferred {
+            // Not a failure of the link: the WAN is closed. Partial files stay for the next run.
+            print("sync: paused: \(deferral.message); partial downloads are kept and continue then")
+            throw ExitCode.deferred
+        }
         if !report.complete { throw ExitCode.failure }
     }
 
@@ -78,6 +84,12 @@ struct SyncCommand: ConfigOnlyCommand {
         defer { stop.cancel() }
         return await pass.value
     }
+}
+
+extension ExitCode {
+    /// `sync` paused because the WAN is closed (outside `sync.windows`, or `sync.budget`
+    /// spent): EX_TEMPFAIL, "try again later".
+    static let deferred = ExitCode(status: 75)
 }
 
 extension SyncEngine.Report {

@@ -221,7 +221,7 @@ public final class PullThroughProxy: PullThrough {
                     markChecked(route, tag)
                     return
                 }
-            } catch let error as SyncError where error.kind == .link || error.kind == .cancelled {
+            } catch let error as SyncError where error.kind == .link || error.kind == .cancelled || error.kind == .deferred {
                 // Offline: the cached tag is served; ask again after tagRecheck, not at every pull.
                 logger.info("upstream unreachable: serving the cached tag", metadata: ["image": "\(route.local):\(tag)", "error": "\(error)"])
                 markChecked(route, tag)
@@ -237,7 +237,7 @@ public final class PullThroughProxy: PullThrough {
         do {
             content = try await client.manifest(route.remote, reference: reference)
         } catch let error as SyncError {
-            if let tag, cached != nil, error.kind == .link {
+            if let tag, cached != nil, error.kind == .link || error.kind == .deferred {
                 markChecked(route, tag)
                 return
             }
@@ -323,6 +323,15 @@ public final class PullThroughProxy: PullThrough {
             }
         }
         let client = try self.client(route, generation)
+        // Outside the window or budget the client gets a 503 with Retry-After now, not a
+        // transfer that stops at its first byte.
+        if let gate = client.gate {
+            do {
+                try gate.lease(wanting: size).end()
+            } catch let error as SyncError {
+                throw Self.map(error, now: gate.clock.now())
+            }
+        }
         let (blob, started) = state.withLock { state -> (GrowingBlob, Bool) in
             if let running = state.transfers[digest] { return (running.blob, false) }
             let blob = GrowingBlob(digest: digest, size: size, store: store)
@@ -393,8 +402,12 @@ public final class PullThroughProxy: PullThrough {
 
     // MARK: Errors and metrics
 
-    static func map(_ error: SyncError) -> PullThroughError {
+    static func map(_ error: SyncError, now: Int64 = SystemWallClock.shared.now()) -> PullThroughError {
         switch error.kind {
+        case .deferred:
+            PullThroughError(
+                .unavailable, "not in the cache, and the WAN is closed: \(error.message)",
+                retryAfter: error.resumesAt.map { max(1, $0 - now) })
         case .notFound: PullThroughError(.notFound, error.message)
         case .refused: PullThroughError(.denied, "upstream refused: \(error.message)")
         case .link, .cancelled: PullThroughError(.unavailable, "upstream unavailable: \(error.message)")

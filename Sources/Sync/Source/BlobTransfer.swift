@@ -36,7 +36,8 @@ public struct BlobTransfer: Sendable {
     ///
     /// Throws ``SyncError``: link (gave up at the deadline; the partial file stays), corrupt
     /// (digest mismatch or too many bytes: nothing becomes visible, the partial file is
-    /// gone), refused, notFound, storage, cancelled.
+    /// gone), refused, notFound, storage, cancelled, deferred (the WAN closed: the partial
+    /// file is checkpointed and stays).
     public func download(
         _ digest: Digest, size: Int64, repository: RepositoryName, deadline: Int64, checkpointInterval: Int64? = nil,
         following: GrowingBlob? = nil, progress: @escaping @Sendable (Int64) -> Void = { _ in }
@@ -77,6 +78,11 @@ public struct BlobTransfer: Sendable {
                     throw SyncError(.link, "\(digest): gave up after \(attempt) attempts: \(error)")
                 }
                 continue
+            } catch let error as SyncError where error.kind == .deferred {
+                // The WAN closed (window end, budget): not a broken link. Pause at a durable
+                // offset; the next pass (or window) continues from it.
+                try? ingest.checkpoint()
+                throw error
             } catch let error as SyncError where error.kind == .corrupt {
                 finished = true
                 ingest.discard()

@@ -7,7 +7,8 @@ import OCICore
 /// The upstream registry (Harbor or any OCI registry) over libcurl, the first
 /// ``ContentSource``: anonymous, Basic and bearer-token auth, manifests in memory (bounded),
 /// blobs streamed straight into the caller's ingest from its offset, under one shared
-/// bandwidth cap.
+/// bandwidth cap and, with a ``WANGate``, only inside the sync windows and the budget: every
+/// request asks the gate first and every body byte is counted by it.
 ///
 /// Blocking transfers run on the client's own thread pool; a Swift task cancellation sets the
 /// transfer's cancel flag, which curl checks at least once a second.
@@ -43,6 +44,8 @@ public final class UpstreamClient: Sendable {
 
     public let configuration: Configuration
     public let limiter: BandwidthLimiter
+    /// The WAN gate (windows, budget, accounting); nil: no restriction (tests, tools).
+    public let gate: WANGate?
     private let pool: NIOThreadPool
     private let auth: Mutex<AuthState>
 
@@ -57,9 +60,10 @@ public final class UpstreamClient: Sendable {
         var useBasic = false
     }
 
-    public init(configuration: Configuration, limiter: BandwidthLimiter) {
+    public init(configuration: Configuration, limiter: BandwidthLimiter, gate: WANGate? = nil) {
         self.configuration = configuration
         self.limiter = limiter
+        self.gate = gate
         pool = NIOThreadPool(numberOfThreads: max(1, configuration.threads))
         pool.start()
         auth = Mutex(AuthState())
@@ -143,8 +147,11 @@ public final class UpstreamClient: Sendable {
         var options = self.options
         if let basic = basicHeader { options.headers.append(basic) }
         var body: [UInt8] = []
+        let lease = try gate?.lease(wanting: 1 << 20)
+        defer { lease?.end() }
         let response = try CurlTransfer.perform(url: url, options: options, cancelled: cancel) { bytes in
             guard body.count + bytes.count <= 1 << 20 else { throw SyncError(.refused, "token response too large") }
+            if let lease, lease.take(bytes.count) < bytes.count { throw lease.stop ?? SyncError(.deferred, "the WAN is closed") }
             body.append(contentsOf: bytes)
         }
         guard response.status == 200 else {
@@ -195,12 +202,18 @@ public final class UpstreamClient: Sendable {
                 if let header = self.authHeader(scope: scope) { options.headers.append(header) }
                 var body: [UInt8] = []
                 var tooLarge = false
+                // Before the request: outside the window it never starts.
+                let lease = try self.gate?.lease(wanting: method == "HEAD" ? 0 : Int64(limit))
+                defer { lease?.end() }
                 let response: CurlTransfer.Response
                 do {
                     response = try CurlTransfer.perform(url: url, options: options, cancelled: cancel) { bytes in
                         guard body.count + bytes.count <= limit else {
                             tooLarge = true
                             throw SyncError(.corrupt, "\(path) is larger than \(limit) bytes")
+                        }
+                        if let lease, lease.take(bytes.count) < bytes.count {
+                            throw lease.stop ?? SyncError(.deferred, "the WAN is closed")
                         }
                         body.append(contentsOf: bytes)
                     }
@@ -252,8 +265,19 @@ public final class UpstreamClient: Sendable {
             while true {
                 if cancel.isSet { throw SyncError(.cancelled, "cancelled") }
                 let start = ingest.offset
+                // Before the request: outside the window it never starts; with a budget it
+                // asks for no more than is left (a Range end), so no byte beyond the budget
+                // is even sent.
+                let lease = try self.gate?.lease(wanting: size >= 0 ? max(0, size - start) : nil)
+                defer { lease?.end() }
+                var rangeEnd: Int64?
+                if let allowance = lease?.allowance, size >= 0, allowance < size - start { rangeEnd = start + allowance - 1 }
                 var options = self.options
-                if start > 0 { options.headers.append("Range: bytes=\(start)-") }
+                if let rangeEnd {
+                    options.headers.append("Range: bytes=\(start)-\(rangeEnd)")
+                } else if start > 0 {
+                    options.headers.append("Range: bytes=\(start)-")
+                }
                 if let header = self.authHeader(scope: scope) { options.headers.append(header) }
                 var refusal: SyncError?
                 let response: CurlTransfer.Response
@@ -280,17 +304,22 @@ public final class UpstreamClient: Sendable {
                             }
                         },
                         onBody: { bytes in
-                            self.limiter.consume(bytes.count)
-                            guard size < 0 || ingest.offset + Int64(bytes.count) <= size else {
+                            // The gate keeps what the window and budget allow: the rest of
+                            // a chunk is dropped and the transfer pauses at this offset.
+                            let kept = lease?.take(bytes.count) ?? bytes.count
+                            let chunk = kept < bytes.count ? UnsafeRawBufferPointer(rebasing: bytes[0..<kept]) : bytes
+                            self.limiter.consume(chunk.count)
+                            guard size < 0 || ingest.offset + Int64(chunk.count) <= size else {
                                 throw SyncError(.corrupt, "upstream sent more than the \(size) bytes announced for \(digest)")
                             }
                             do {
-                                try ingest.write(bytes)
+                                try ingest.write(chunk)
                             } catch {
                                 throw SyncError(.storage, "cannot write \(digest): \(error)")
                             }
-                            self.received.wrappingAdd(Int64(bytes.count), ordering: .relaxed)
+                            self.received.wrappingAdd(Int64(chunk.count), ordering: .relaxed)
                             progress(ingest.offset)
+                            if let stop = lease?.stop { throw stop }
                         })
                 } catch let error as SyncError {
                     throw error
@@ -303,6 +332,10 @@ public final class UpstreamClient: Sendable {
                 if let refusal { throw refusal }
                 switch response.status {
                 case 200, 206:
+                    // A range cut at the budget: pause here instead of asking again.
+                    if rangeEnd != nil, ingest.offset < size, let gate = self.gate {
+                        throw lease?.stop ?? gate.deferral()
+                    }
                     return
                 case 401 where !authRetried:
                     authRetried = true

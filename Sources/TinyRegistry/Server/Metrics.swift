@@ -21,6 +21,9 @@ public final class Metrics: Sendable {
         counters.withLock { $0.requestsByStatus[status, default: 0] += 1 }
     }
 
+    /// Body bytes sent to registry clients so far (the LAN side of the link accounting).
+    public var bytesServed: Int64 { counters.withLock { $0.bytesServed } }
+
     func recordServed(_ bytes: Int64) {
         counters.withLock { $0.bytesServed += bytes }
     }

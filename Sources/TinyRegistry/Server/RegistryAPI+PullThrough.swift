@@ -126,7 +126,7 @@ extension RegistryAPI {
         case .denied:
             return RegistryError(.denied, error.message)
         case .unavailable:
-            return RegistryError(.unavailable, error.message)
+            return RegistryError(.unavailable, error.message, headers: error.retryAfter.map { [("Retry-After", "\($0)")] } ?? [])
         case .badUpstream:
             return RegistryError(.unknown, error.message, status: .badGateway)
         }
