@@ -444,7 +444,9 @@ public final class SyncEngine: Sendable {
     func download(_ blobs: [(Digest, Int64)], repository: RepositoryName, deadline: Int64) async throws {
         guard !blobs.isEmpty else { return }
         let limit = max(1, configuration.concurrency)
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        // A blob the WAN gate paused (window end, budget) does not cancel the others: they
+        // use what they were granted, and the pass reports the pause afterwards.
+        let paused: SyncError? = try await withThrowingTaskGroup(of: SyncError?.self) { group in
             var iterator = blobs.makeIterator()
             var running = 0
             func startNext() -> Bool {
@@ -455,23 +457,32 @@ public final class SyncEngine: Sendable {
                             repository: repository.value, size: size, done: 0, startDone: -1, started: MonotonicClock.now())
                     }
                     defer { _ = progress.withLock { $0.removeValue(forKey: digest.description) } }
-                    try await transfer.download(digest, size: size, repository: repository, deadline: deadline) { done in
-                        self.progress.withLock { transfers in
-                            guard var t = transfers[digest.description] else { return }
-                            if t.startDone < 0 { t.startDone = done }
-                            t.done = done
-                            transfers[digest.description] = t
+                    do {
+                        try await transfer.download(digest, size: size, repository: repository, deadline: deadline) { done in
+                            self.progress.withLock { transfers in
+                                guard var t = transfers[digest.description] else { return }
+                                if t.startDone < 0 { t.startDone = done }
+                                t.done = done
+                                transfers[digest.description] = t
+                            }
                         }
+                    } catch let error as SyncError where error.kind == .deferred {
+                        return error
                     }
+                    return nil
                 }
                 return true
             }
             while running < limit, startNext() { running += 1 }
-            while try await group.next() != nil {
+            var paused: SyncError?
+            while let result = try await group.next() {
+                if paused == nil { paused = result }
                 running -= 1
                 if startNext() { running += 1 }
             }
+            return paused
         }
+        if let paused { throw paused }
     }
 }
 

@@ -16,7 +16,7 @@ import Musl
 struct SyncCommand: ConfigOnlyCommand {
     static var spec: CommandSpec {
         CommandSpec(
-            name: "sync", abstract: "Run one reconcile pass; exit 0 only if the store then holds the whole desired state.",
+            name: "sync", abstract: "Run one reconcile pass; exit 0 only if the store then holds the whole desired state, 75 if it paused outside sync.windows or over sync.budget.",
             options: [.config])
     }
 

@@ -64,6 +64,14 @@ import TestSupport
         @Test func cutsStallsRefusalsIgnoredRangesCorruptionKillAndBandwidth() throws {
             try EndToEnd.run("sync_faults.sh", [TestEnvironment.binary], timeout: 600)
         }
+
+        @Test func noWANByteOutsideTheWindowPauseAtItsEndAndResumeInTheNext() throws {
+            try EndToEnd.run("wan_window.sh", [TestEnvironment.binary], timeout: 180)
+        }
+
+        @Test func budgetStopsAtTheLimitRenewsNextDayAndSurvivesKill() throws {
+            try EndToEnd.run("wan_budget.sh", [TestEnvironment.binary], timeout: 180)
+        }
     }
 
     /// Quota, LRU, GC online and under kill -9, verify, ENOSPC; and a runtime pulling through

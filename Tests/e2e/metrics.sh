@@ -5,7 +5,8 @@
 #   1. an image (2 x 1 MiB layers) synced by the first pass; two image-updated hooks, one
 #      exiting 3: satellite_sync_bytes_total >= the image, passes 1+, failed passes 0,
 #      bandwidth limit = the configured 10 MB/s, store bytes >= the image, quota = 8 MiB,
-#      hook runs 2 and failures 1, nothing pending.
+#      hook runs 2 and failures 1, nothing pending; WAN bytes >= the image, the WAN
+#      window open (no sync.windows).
 #   2. requests: a manifest GET and a 404 raise satellite_http_requests_total{status="200"}
 #      and {status="404"}, and the bytes served.
 #   3. online GC: a 3 MiB blob pushed straight into satellite-lite (unreferenced, and the
@@ -99,6 +100,8 @@ image_bytes=$(python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print
 [[ $(value satellite_hook_runs_total) == 2 && $(value satellite_hook_failures_total) == 1 ]] \
     || fail "hooks: runs $(value satellite_hook_runs_total), failures $(value satellite_hook_failures_total) (expected 2 and 1)"
 [[ $(value satellite_hook_pending) == 0 ]] || fail "hooks pending: $(value satellite_hook_pending)"
+(($(value satellite_wan_bytes_total) >= image_bytes)) || fail "satellite_wan_bytes_total $(value satellite_wan_bytes_total) < image $image_bytes"
+[[ $(value satellite_wan_window_open) == 1 ]] || fail "satellite_wan_window_open: $(value satellite_wan_window_open) with no sync.windows"
 log "ok: sync $(value satellite_sync_bytes_total) B in $(value satellite_sync_passes_total) pass(es), store $(value satellite_store_bytes) B of $(value satellite_store_quota_bytes), hooks 2 runs / 1 failure"
 
 # ---- 2. requests by status

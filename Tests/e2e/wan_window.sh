@@ -10,9 +10,11 @@
 #             starts; when the partial file holds >= 4 MiB the clock jumps to 03:00:
 #             the transfer stops (proxy count stays put), the partial file and its
 #             .offset sidecar stay, /metrics says the window is closed; at 02:00 the
-#             next day it resumes with a Range request (206) and completes, the WAN
-#             total staying <= the image + 6 MiB (the bytes in flight at the window's
-#             end are dropped and fetched again)
+#             next day it resumes with a range from the paused offset (206) and
+#             completes, the WAN total staying <= the image + 12 MiB (the bytes in
+#             flight at the window's end, 4-9 MB of socket buffers here, are dropped and
+#             fetched again); a proxied miss while closed is a 503 UNAVAILABLE with
+#             Retry-After, and the stored image is still served outside the window
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -52,7 +54,7 @@ count() { cat "$T/count"; }
 
 config() { # FILE STORE [EXTRA_SYNC_JSON]
     jq -n --arg store "$2" --arg listen "127.0.0.1:$(free_port)" --arg url "http://127.0.0.1:$PX_PORT" --argjson extra "${3:-{\}}" \
-        '{profile:"rpi4-arm64", storage:{path:$store}, registry:{listen:$listen}, upstream:{url:$url},
+        '{profile:"rpi4-arm64", storage:{path:$store}, registry:{listen:$listen}, upstream:{url:$url}, proxy:{enabled:true, tagRecheck:"1s"},
           state:{images:["edge/app:v1"], interval:"1h"},
           sync:({concurrency:1, timeout:"60s", windows:["02:00-03:00"]} + $extra)}' > "$1"
 }
@@ -121,19 +123,32 @@ metrics
 grep -q '^satellite_wan_window_open 0' "$T/metrics" || fail "/metrics does not say the window closed"
 "$BIN" status --config "$T/b.json" | grep -q "edge/app:v1: deferred" || fail "status does not show the image deferred: $("$BIN" status --config "$T/b.json" | head -n 3 | tr '\n' ' ')"
 log "pause: stopped at $size bytes (partial file and sidecar kept, 0 WAN bytes in 3 s)"
+# The pull-through proxy answers a miss at once: 503 UNAVAILABLE with Retry-After.
+code=$(curl -s -o "$T/miss.json" -D "$T/miss.head" -w '%{http_code}' --max-time 10 "http://127.0.0.1:$MPORT/v2/edge/other/manifests/v1")
+[[ "$code" == 503 ]] || fail "proxy miss outside the window: HTTP $code, expected 503: $(cat "$T/miss.json")"
+jq -e '.errors[0].code == "UNAVAILABLE" and (.errors[0].message | contains("outside the sync window"))' "$T/miss.json" >/dev/null \
+    || fail "proxy miss: unexpected body $(cat "$T/miss.json")"
+grep -qi '^Retry-After: [0-9]' "$T/miss.head" || fail "proxy miss: no Retry-After header"
+(( $(count) == stopped )) || fail "proxy miss: WAN bytes moved outside the window"
 
 set_clock $(( 2 * 3600 )) 1
 wait_until 40 "run to complete the image in the next day's window" '[[ -f $T/store-b/repositories/edge/app/_manifests/tags/v1 ]]' "$T/run.out"
 metrics
 wan=$(awk '/^satellite_wan_bytes_total /{print $2}' "$T/metrics")
+# Outside the window again: the cached image is still served (the tag check is deferred).
+set_clock $(( 4 * 3600 )) 1
+sleep 2
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$MPORT/v2/edge/app/manifests/v1")
+[[ "$code" == 200 ]] || fail "outside the window the stored image is not served: HTTP $code"
 kill_wait "$RUN_PID"
 verify "$T/store-b"
-grep -q "GET /v2/edge/app/blobs/$LAYER 206" "$T/proxy.log" || fail "resume: no 206 (range) answer for the layer in the proxy log"
+grep -q "GET /v2/edge/app/blobs/$LAYER 206 .* range=bytes=$size-" "$T/proxy.log" \
+    || fail "resume: no 206 answer to a range from the paused offset $size: $(grep "$LAYER" "$T/proxy.log" | tail -n 2 | tr '\n' ' ')"
 total=$(( $(count) - base ))
 # What was in flight when the window closed (socket buffers: a few MB here, where the
 # bandwidth cap, not the link, is the bottleneck) is dropped and fetched again; a restart
 # from zero would cost the 8 MiB already held on top.
-(( total <= IMAGE_BYTES + 6 * MIB )) || fail "resume: $total WAN bytes for a $IMAGE_BYTES-byte image (not resumed?)"
+(( total <= IMAGE_BYTES + 12 * MIB )) || fail "resume: $total WAN bytes for a $IMAGE_BYTES-byte image (not resumed?)"
 [[ -n "$wan" ]] && (( wan > 0 && wan <= total )) || fail "/metrics satellite_wan_bytes_total is '${wan:-absent}' (proxy counted $total)"
 log "resume: complete in the next window, $total WAN bytes for $IMAGE_BYTES image bytes ($(( total - IMAGE_BYTES )) in flight at the window's end, fetched twice)"
 log "PASS"

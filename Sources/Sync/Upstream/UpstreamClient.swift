@@ -332,9 +332,12 @@ public final class UpstreamClient: Sendable {
                 if let refusal { throw refusal }
                 switch response.status {
                 case 200, 206:
-                    // A range cut at the budget: pause here instead of asking again.
-                    if rangeEnd != nil, ingest.offset < size, let gate = self.gate {
-                        throw lease?.stop ?? gate.deferral()
+                    if rangeEnd != nil, ingest.offset < size {
+                        // A range cut at the budget (or one reservation's segment): the
+                        // next lease takes the next piece, or pauses when none is left.
+                        if let stop = lease?.stop { throw stop }
+                        guard ingest.offset > start else { throw SyncError(.link, "upstream sent an empty range of \(digest)") }
+                        continue
                     }
                     return
                 case 401 where !authRetried:

@@ -72,6 +72,8 @@ public final class WANGate: Sendable {
         var flushedAt: Int64
         var dirty = false
         var sequence: Int64 = 0
+        /// `wanBytes + pending` of the last write: what a restart would count.
+        var covered: Int64 = 0
         /// Cached window state: valid while `now` is in computedAt..<validUntil.
         var computedAt: Int64 = Int64.max
         var validUntil: Int64 = Int64.min
@@ -164,23 +166,31 @@ public final class WANGate: Sendable {
     /// (a request wanting 0 bytes, a HEAD, only needs an open window).
     public func lease(wanting: Int64?) throws -> Lease {
         let now = clock.now()
-        let allowance: Int64? = try state.withLock { s in
+        let (allowance, write): (Int64?, (WANLedger, Int64)?) = try state.withLock { s in
             refresh(&s, now)
             guard s.open else { throw windowDeferral(s, now) }
             guard let left = s.policy.budget.remaining(dayUsed: s.ledger.dayBytes, monthUsed: s.ledger.monthBytes) else {
-                return nil
+                return (nil, nil)
             }
             let available = max(0, left - s.reserved)
-            if wanting == 0 { return 0 }
+            if wanting == 0 { return (0, nil) }
             guard available > 0 else { throw budgetDeferral(s, now) }
-            let granted = wanting.map { min($0, available) } ?? available
+            let granted = min(wanting ?? available, available, Self.segment)
             s.reserved += granted
-            return granted
+            // The promise is on disk before the request starts: a crash can then over-count
+            // what was reserved but never under-count what the upstream sent.
+            guard ledgerPath != nil, s.ledger.wanBytes + s.reserved > s.covered else { return (granted, nil) }
+            return (granted, takeWrite(&s, MonotonicClock.now(), pending: s.reserved))
         }
+        if let write { persist(write.0, sequence: write.1) }
         return Lease(gate: self, allowance: allowance)
     }
 
     /// Throws ``SyncError`` `.deferred` when no WAN byte may move now.
+    /// The most one request may reserve under a budget (its `Range` end): bounds what a
+    /// crash can over-count to this much per transfer in flight.
+    public static let segment: Int64 = 16 << 20
+
     public func admit() throws {
         _ = try lease(wanting: 0)
     }
@@ -267,7 +277,8 @@ public final class WANGate: Sendable {
     private func dueWrite(_ s: inout State) -> (WANLedger, Int64)? {
         let now = MonotonicClock.now()
         guard ledgerPath != nil, s.dirty, s.unflushed >= flushBytes / 2 || now - s.flushedAt >= flushInterval else { return nil }
-        return takeWrite(&s, now, pending: flushBytes)
+        // Under a budget every byte in flight is reserved (and was written at its lease).
+        return takeWrite(&s, now, pending: s.policy.budget.unlimited ? flushBytes : s.reserved)
     }
 
     private func takeWrite(_ s: inout State, _ now: Int64, pending: Int64) -> (WANLedger, Int64) {
@@ -281,6 +292,7 @@ public final class WANGate: Sendable {
         s.sequence += 1
         var written = s.ledger
         written.pending = pending
+        s.covered = written.wanBytes + pending
         return (written, s.sequence)
     }
 

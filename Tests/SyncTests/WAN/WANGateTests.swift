@@ -109,19 +109,28 @@ import OCICore
         let clock = ManualWallClock(Self.midnight + 3600)
         do {
             let gate = WANGate(ledgerPath: path, policy: Self.policy(perDay: 10_000), clock: clock, flushBytes: 100)
-            let lease = try gate.lease(wanting: nil)
+            let lease = try gate.lease(wanting: 300)
             for _ in 0..<5 { #expect(lease.take(50) == 50) }
-            lease.end()
-            // No flush(): as after kill -9. Written every 50 bytes with 100 pending: a
-            // restart counts at least what arrived, at most 100 more.
+            // No flush(), no end(): as after kill -9 mid-request. The 300 reserved were on
+            // disk before the request started: a restart counts them all (over-count, never
+            // under-count).
             let crashed = try #require(WANLedger.read(path: path))
-            #expect(crashed.dayBytes + crashed.pending >= 250 && crashed.dayBytes + crashed.pending <= 350)
+            #expect(crashed.dayBytes + crashed.pending == 300)
             let afterCrash = WANGate(ledgerPath: path, policy: Self.policy(perDay: 10_000), clock: clock).snapshot()
-            #expect(afterCrash.dayBytes >= 250 && afterCrash.dayBytes <= 350)
+            #expect(afterCrash.dayBytes == 300)
+            lease.end()
             gate.accounting.addLAN(77)
             gate.flush()
             #expect(WANLedger.read(path: path)?.pending == 0)
         }
+        // Without a budget nothing is reserved: written every flushBytes/2 with flushBytes pending.
+        let free = "\(directory)/free/wan.json"
+        let unbudgeted = WANGate(ledgerPath: free, policy: Self.policy(), clock: clock, flushBytes: 100)
+        let lease = try unbudgeted.lease(wanting: nil)
+        for _ in 0..<5 { #expect(lease.take(50) == 50) }
+        let crashed = try #require(WANLedger.read(path: free))
+        #expect(crashed.dayBytes + crashed.pending >= 250 && crashed.dayBytes + crashed.pending <= 350)
+
         let restarted = WANGate(ledgerPath: path, policy: Self.policy(perDay: 10_000), clock: clock)
         let snapshot = restarted.snapshot()
         #expect(snapshot.dayBytes == 250 && snapshot.monthBytes == 250 && snapshot.wanBytes == 250 && snapshot.lanBytes == 77)
