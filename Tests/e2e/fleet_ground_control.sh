@@ -104,6 +104,8 @@ CONFIG_DIGEST=$(remote_digest satellite/config-state/edge-cfg/state:latest)
 [[ "$(sat_status '.fleet.appliedConfigDigest')" == "$CONFIG_DIGEST" ]] || fail "applied config $(sat_status '.fleet.appliedConfigDigest') is not the registry's $CONFIG_DIGEST"
 wait_for 30 "Ground Control to report edge-01 in sync" gc_in_sync
 gc_status > "$T/gc-status.json"
+# The heartbeat's activity carries the WAN/LAN line (docs/sync.md): WAN bytes > 0 after a sync.
+wait_for 30 "a heartbeat reporting WAN bytes" 'gc_status | grep -Eq "wan_bytes=[1-9][0-9]* lan_bytes=[0-9]+ wan_window=open"'
 log "step 4 ok: synced, state $STATE_DIGEST, config $CONFIG_DIGEST; Ground Control: $(jq -c '{in_sync, missing, unexpected}' "$T/gc-status.json")"
 
 # 5. A group change reaches it.
