@@ -141,11 +141,24 @@ public final class PullThroughProxy: PullThrough {
         }
     }
 
+    /// The current generation, counted as one more user until ``release(_:)``. Taken under
+    /// the lock ``update(configuration:policy:upstream:mirrors:)`` swaps it under, so a
+    /// replaced generation's count only goes down.
+    private func acquire() -> Generation {
+        current.withLock { generation in
+            generation.users.wrappingAdd(1, ordering: .relaxed)
+            return generation
+        }
+    }
+
+    private func release(_ generation: Generation) {
+        generation.users.wrappingSubtract(1, ordering: .releasing)
+    }
+
     /// Runs `body` with the current generation, counted as one of its users.
     private func using<T: Sendable>(_ body: (Generation) async throws -> T) async rethrows -> T {
-        let generation = self.generation
-        generation.users.wrappingAdd(1, ordering: .relaxed)
-        defer { generation.users.wrappingSubtract(1, ordering: .releasing) }
+        let generation = acquire()
+        defer { release(generation) }
         return try await body(generation)
     }
 
@@ -315,7 +328,10 @@ public final class PullThroughProxy: PullThrough {
             blob.finish()
             return blob
         }
-        let generation = self.generation
+        let generation = acquire()
+        // Released here, or by the transfer once it ends.
+        var handedOver = false
+        defer { if !handedOver { release(generation) } }
         let configuration = generation.configuration
         if let room = configuration.makeRoom {
             do { try room(digest, size) } catch {
@@ -344,9 +360,9 @@ public final class PullThroughProxy: PullThrough {
         }
         counters.misses.wrappingAdd(1, ordering: .relaxed)
         counters.transfers.wrappingAdd(1, ordering: .relaxed)
-        generation.users.wrappingAdd(1, ordering: .relaxed)
+        handedOver = true
         let task = Task.detached { [self] in
-            defer { generation.users.wrappingSubtract(1, ordering: .releasing) }
+            defer { release(generation) }
             await self.run(blob, route: route, client: client, transferTimeout: configuration.transferTimeout)
         }
         state.withLock { $0.transfers[digest]?.task = task }
