@@ -70,6 +70,7 @@ struct RunCommand: ConfigOnlyCommand {
         }
         defer { watcher.cancel() }
 
+        var lastCollect = MonotonicClock.now()
         while !control.stopRequested {
             // At the top, so a SIGHUP also reaches a satellite still onboarding (a fixed
             // groundControl.caFile lets it through).
@@ -189,7 +190,11 @@ struct RunCommand: ConfigOnlyCommand {
             await client?.shutdown()
             settings.wanGate.flush()
             store.access.flush()
-            await collectIfNeeded(settings: settings, store: store, hooks: hooks, logger: logger, metrics: metrics)
+            // While the WAN is closed the loop wakes every 2 s: collect only at the interval.
+            if pause == nil || MonotonicClock.now() - lastCollect >= settings.config.state.interval {
+                await collectIfNeeded(settings: settings, store: store, hooks: hooks, logger: logger, metrics: metrics)
+                lastCollect = MonotonicClock.now()
+            }
             await control.sleep(nanoseconds: min(settings.config.state.interval, pause ?? Int64.max))
         }
         wan.stop()

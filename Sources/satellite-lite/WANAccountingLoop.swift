@@ -43,7 +43,7 @@ final class WANAccountingLoop: Sendable {
     /// nil when a pass may start. Logs each new reason once.
     func closed(_ gate: WANGate, logger: Logger) -> Int64? {
         do {
-            try gate.lease(wanting: nil).end()
+            try gate.check()
             lastReason.withLock { $0 = nil }
             return nil
         } catch {

@@ -343,7 +343,7 @@ public final class PullThroughProxy: PullThrough {
         // transfer that stops at its first byte.
         if let gate = client.gate {
             do {
-                try gate.lease(wanting: size).end()
+                try gate.check()
             } catch let error as SyncError {
                 throw Self.map(error, now: gate.clock.now())
             }

@@ -9,20 +9,30 @@ import Synchronization
 /// exactly the limit). Both throw ``SyncError`` `.deferred` with the time the WAN opens
 /// again, which the transfer layer treats as "pause", not as a broken link.
 ///
-/// API for other sources (LAN peers): they never call the gate (peer bytes are LAN bytes:
-/// count them with `gate.accounting.addLAN(_:)`); a composite source that falls back to the
-/// upstream does so through an ``UpstreamClient`` built with this gate, so its WAN part
-/// stays gated.
+/// API for other sources (LAN peers):
+/// - The process's gate for a store is `WANGate.shared(ledgerPath:policy:)` (in the CLI:
+///   `settings.wanGate`); every ``UpstreamClient`` built by `Settings.makeClient()` carries
+///   it (``UpstreamClient/gate``).
+/// - Peer bytes are LAN bytes and never pass the gate (peers work outside the windows and
+///   past the budget): count what a peer sent with `gate.accounting.addLAN(_:)`. What the
+///   registry serves (to clients and to peers) is already counted by `run`.
+/// - A composite source (peers first, then the upstream) reaches the WAN only through that
+///   ``UpstreamClient``, so its WAN part stays gated. A ``SyncError`` with kind `.deferred`
+///   from the upstream part means "WAN closed until `resumesAt`": keep trying peers, then
+///   rethrow it (``BlobTransfer`` checkpoints and pauses; it is not a broken link).
+/// - ``check()`` probes (window and budget) without reserving; ``snapshot()`` is what
+///   status, metrics and the heartbeat show.
 ///
 /// Counting: body bytes received from the upstream; HTTP headers and TLS overhead (a few
 /// hundred bytes a request) are not counted.
 ///
-/// Durability without a write per chunk: the ledger is written when half of ``flushBytes``
-/// arrived since the last write, every ``flushInterval`` while bytes move, and at
-/// ``flush()``. Each write made while bytes move also records ``flushBytes`` as `pending`:
-/// bytes that may arrive before the next write. A process that restarts after a crash
-/// (kill -9, power loss) counts them as used, so a crash over-counts by at most
-/// ``flushBytes`` and never lets the WAN carry more than the budget.
+/// Durability without a write per chunk: under a budget the ledger is written before a
+/// request starts, with the bytes reserved for requests in flight as `pending` (a request
+/// never receives more than its reservation: its `Range` end); a process restarting after
+/// a crash (kill -9, power loss) counts `pending` as used, so a crash over-counts (at most
+/// ``segment`` per transfer in flight) and never lets the WAN carry more than the budget.
+/// Besides, the ledger is written every ``flushInterval`` while bytes move and at
+/// ``flush()``; without a budget a crash loses at most the totals of that interval.
 public final class WANGate: Sendable {
     public struct Policy: Sendable, Equatable {
         public var windows: SyncWindows
@@ -67,8 +77,7 @@ public final class WANGate: Sendable {
         var reserved: Int64 = 0
         /// LAN bytes of the accounting already in `ledger.lanBytes`.
         var lanCounted: Int64 = 0
-        /// Bytes and time (monotonic ns) since the ledger was last written.
-        var unflushed: Int64 = 0
+        /// When (monotonic ns) the ledger was last written.
         var flushedAt: Int64
         var dirty = false
         var sequence: Int64 = 0
@@ -84,9 +93,8 @@ public final class WANGate: Sendable {
     public let clock: any WallClock
     public let accounting: LinkAccounting
     public let ledgerPath: String?
-    /// The ledger is written after this many counted bytes…
-    public let flushBytes: Int64
-    /// …or this many nanoseconds with bytes not yet written.
+    /// The ledger is written at most this often (nanoseconds) while bytes move, besides
+    /// the writes at each budgeted request and at ``flush()``.
     public let flushInterval: Int64
     private let state: Mutex<State>
     /// Serialises ledger writes and drops a stale one.
@@ -96,12 +104,11 @@ public final class WANGate: Sendable {
     ///   - ledgerPath: the store's `sync/wan.json`; nil keeps the counts in memory only.
     public init(
         ledgerPath: String?, policy: Policy, clock: any WallClock = SystemWallClock.shared, accounting: LinkAccounting = LinkAccounting(),
-        flushBytes: Int64 = 4 << 20, flushInterval: Int64 = 10_000_000_000
+        flushInterval: Int64 = 10_000_000_000
     ) {
         self.clock = clock
         self.accounting = accounting
         self.ledgerPath = ledgerPath
-        self.flushBytes = flushBytes
         self.flushInterval = flushInterval
         let local = LocalTime.parts(clock.now())
         var ledger = ledgerPath.flatMap(WANLedger.read) ?? WANLedger(at: local)
@@ -195,6 +202,19 @@ public final class WANGate: Sendable {
         _ = try lease(wanting: 0)
     }
 
+    /// Throws ``SyncError`` `.deferred` when a transfer could not start now: outside the
+    /// windows, or with no budget left. Reserves nothing (a probe before starting work).
+    public func check() throws {
+        let now = clock.now()
+        try state.withLock { s in
+            refresh(&s, now)
+            guard s.open else { throw windowDeferral(s, now) }
+            if let left = s.policy.budget.remaining(dayUsed: s.ledger.dayBytes, monthUsed: s.ledger.monthBytes), left - s.reserved <= 0 {
+                throw budgetDeferral(s, now)
+            }
+        }
+    }
+
     /// Why the WAN is closed now (the window, or the budget).
     public func deferral() -> SyncError {
         let now = clock.now()
@@ -213,7 +233,6 @@ public final class WANGate: Sendable {
             s.reserved = max(0, s.reserved - releasing)
             guard s.open else { return (0, nil) }
             s.ledger.add(wan: bytes)
-            s.unflushed += bytes
             s.dirty = true
             return (bytes, dueWrite(&s))
         }
@@ -223,7 +242,11 @@ public final class WANGate: Sendable {
     }
 
     private func release(_ bytes: Int64) {
-        state.withLock { $0.reserved = max(0, $0.reserved - bytes) }
+        state.withLock { s in
+            s.reserved = max(0, s.reserved - bytes)
+            // The ledger's `pending` is now more than needed: the next write corrects it.
+            s.dirty = true
+        }
     }
 
     // MARK: Clock
@@ -276,9 +299,9 @@ public final class WANGate: Sendable {
 
     private func dueWrite(_ s: inout State) -> (WANLedger, Int64)? {
         let now = MonotonicClock.now()
-        guard ledgerPath != nil, s.dirty, s.unflushed >= flushBytes / 2 || now - s.flushedAt >= flushInterval else { return nil }
+        guard ledgerPath != nil, s.dirty, now - s.flushedAt >= flushInterval else { return nil }
         // Under a budget every byte in flight is reserved (and was written at its lease).
-        return takeWrite(&s, now, pending: s.policy.budget.unlimited ? flushBytes : s.reserved)
+        return takeWrite(&s, now, pending: s.reserved)
     }
 
     private func takeWrite(_ s: inout State, _ now: Int64, pending: Int64) -> (WANLedger, Int64) {
@@ -286,7 +309,6 @@ public final class WANGate: Sendable {
         s.ledger.lanBytes += lan - s.lanCounted
         s.lanCounted = lan
         s.ledger.updated = clock.now()
-        s.unflushed = 0
         s.flushedAt = now
         s.dirty = false
         s.sequence += 1

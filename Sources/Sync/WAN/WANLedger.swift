@@ -4,9 +4,10 @@ import OCICore
 /// The WAN bytes of the current calendar day and month (local time), and the WAN and LAN
 /// totals, kept in the store (`sync/wan.json`) so a budget holds across restarts.
 ///
-/// Written atomically (temp file, fsync, rename) by ``WANGate`` every few MB and seconds
-/// and when the process stops, not on every chunk; `pending` makes a crash over-count
-/// (by at most ``WANGate/flushBytes``) instead of under-count.
+/// Written atomically (temp file, fsync, rename) by ``WANGate`` before each budgeted
+/// request, every few seconds while bytes move and when the process stops, not on every
+/// chunk; `pending` makes a crash over-count (by at most ``WANGate/segment`` per transfer in
+/// flight) instead of under-count.
 public struct WANLedger: Sendable, Codable, Equatable {
     /// `2026-12-05`: the local day `dayBytes` belongs to.
     public var day: String

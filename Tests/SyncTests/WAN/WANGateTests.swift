@@ -57,11 +57,13 @@ import OCICore
     @Test func budgetStopsAtTheLimitAcrossConcurrentRequests() throws {
         let clock = ManualWallClock(Self.midnight + 10 * 3600)
         let gate = WANGate(ledgerPath: nil, policy: Self.policy(perDay: 1000), clock: clock)
+        try gate.check()  // a probe reserves nothing
         let first = try gate.lease(wanting: 600)
         let second = try gate.lease(wanting: 600)
         #expect(first.allowance == 600)
         #expect(second.allowance == 400)  // the first one's 600 are promised
         #expect(throws: SyncError.self) { try gate.lease(wanting: 1) }
+        #expect(throws: SyncError.self) { try gate.check() }
         #expect(first.take(500) == 500)
         first.end()  // 100 unused go back
         let third = try gate.lease(wanting: nil)
@@ -108,7 +110,7 @@ import OCICore
         let path = "\(directory)/sync/wan.json"
         let clock = ManualWallClock(Self.midnight + 3600)
         do {
-            let gate = WANGate(ledgerPath: path, policy: Self.policy(perDay: 10_000), clock: clock, flushBytes: 100)
+            let gate = WANGate(ledgerPath: path, policy: Self.policy(perDay: 10_000), clock: clock)
             let lease = try gate.lease(wanting: 300)
             for _ in 0..<5 { #expect(lease.take(50) == 50) }
             // No flush(), no end(): as after kill -9 mid-request. The 300 reserved were on
@@ -123,13 +125,18 @@ import OCICore
             gate.flush()
             #expect(WANLedger.read(path: path)?.pending == 0)
         }
-        // Without a budget nothing is reserved: written every flushBytes/2 with flushBytes pending.
+        // Without a budget nothing is reserved: no write per request or per chunk, one per
+        // flushInterval while bytes move (here with 0 s: at the next chunk), and at flush().
         let free = "\(directory)/free/wan.json"
-        let unbudgeted = WANGate(ledgerPath: free, policy: Self.policy(), clock: clock, flushBytes: 100)
+        let unbudgeted = WANGate(ledgerPath: free, policy: Self.policy(), clock: clock, flushInterval: 3_600_000_000_000)
         let lease = try unbudgeted.lease(wanting: nil)
         for _ in 0..<5 { #expect(lease.take(50) == 50) }
-        let crashed = try #require(WANLedger.read(path: free))
-        #expect(crashed.dayBytes + crashed.pending >= 250 && crashed.dayBytes + crashed.pending <= 350)
+        #expect(WANLedger.read(path: free) == nil)
+        unbudgeted.flush()
+        #expect(WANLedger.read(path: free)?.wanBytes == 250)
+        let often = WANGate(ledgerPath: free, policy: Self.policy(), clock: clock, flushInterval: 0)
+        _ = try often.lease(wanting: nil).take(10)
+        #expect(WANLedger.read(path: free)?.wanBytes == 260)
 
         let restarted = WANGate(ledgerPath: path, policy: Self.policy(perDay: 10_000), clock: clock)
         let snapshot = restarted.snapshot()
