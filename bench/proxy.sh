@@ -16,7 +16,10 @@
 #   3. the same 20 clients through docker-registry's proxy.remoteurl: upstream bytes, T20;
 #   4. a cold --image MiB (default 1024) image (manifest, config, 4 layers pulled at once, as
 #      a runtime does) through satellite-lite and directly from the upstream: time to the first
-#      layer byte (median over the layers) and the total.
+#      layer byte (median over the layers) and the total;
+#   5. the same cold image with the WAN emulated at --wan for both: satellite-lite's shared cap,
+#      and for the direct pull curl's --limit-rate at a quarter of it per layer (what a site
+#      behind that link sees, where the proxy's hashing and disk writes overlap the link).
 # Every GET must answer 200 with exactly the blob's size. Reports each run and the medians.
 # --check: exit 1 unless the issue's goals hold (upstream bytes <= 1.02x, T20/T1 <= 1.2,
 # peak RSS <= 24 MiB). Nothing is kept: everything lives in a temp dir removed on exit.
@@ -139,9 +142,11 @@ clients() {
     elapsed "$t0" "$t1"
 }
 
-# image_pull ADDR -> "ttfb_median total": manifest, then config and 4 layers at once
+# image_pull ADDR [CURL_ARGS...] -> "ttfb_median total": manifest, then config and 4 layers at once
 image_pull() {
     local addr=$1 t0 t1 i code
+    shift
+    local -a extra=("$@")
     local -a pids=()
     t0=$(now)
     code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
@@ -149,7 +154,7 @@ image_pull() {
     [[ "$code" == 200 ]] || fail "manifest GET from $addr answered $code"
     curl -s -o /dev/null "http://$addr/v2/bench/image/blobs/$CONFIG" || fail "config GET from $addr failed"
     for (( i=0; i<4; i++ )); do
-        curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_starttransfer}\n' --max-time "$CURL_MAX" \
+        curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_starttransfer}\n' --max-time "$CURL_MAX" ${extra[@]+"${extra[@]}"} \
             "http://$addr/v2/bench/image/blobs/${LAYERS[i]}" > "$T/layer$i.out" & pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p" || fail "a layer GET from $addr failed"; done
@@ -163,7 +168,14 @@ image_pull() {
     echo "$(median "${ttfb[@]}") $(elapsed "$t0" "$t1")"
 }
 
-declare -a R_T1=() R_T20=() R_BYTES=() R_RSS=() R_DP_BYTES=() R_DP_T20=() R_TTFB=() R_TOTAL=()
+# The --wan rate in bytes per second (for curl's --limit-rate on the direct pull).
+WAN_BPS=$(awk -v r="$WAN" 'BEGIN{
+    if (match(r, /^[0-9.]+/) == 0) exit 1
+    n = substr(r, 1, RLENGTH); u = substr(r, RLENGTH + 1); sub(/\/s$/, "", u)
+    m = (u == "" || u == "B") ? 1 : (u == "kB" || u == "KB") ? 1e3 : (u == "MB") ? 1e6 : (u == "GB") ? 1e9 : (u == "KiB") ? 1024 : (u == "MiB") ? 1048576 : (u == "GiB") ? 1073741824 : 0
+    if (m == 0) exit 1
+    printf "%.0f\n", n * m }') || fail "--wan $WAN: expected a rate like 100MB/s"
+declare -a R_T1=() R_T20=() R_BYTES=() R_RSS=() R_DP_BYTES=() R_DP_T20=() R_TTFB=() R_TOTAL=() R_WAN_TTFB=() R_WAN_TOTAL=()
 for (( run=1; run<=RUNS; run++ )); do
     start_satellite sat1 "$WAN"
     t1=$(clients "$SAT" bench/blob "$BLOB" 1)
@@ -189,13 +201,21 @@ for (( run=1; run<=RUNS; run++ )); do
     stop_satellite img
     read -r d_ttfb d_total < <(image_pull "$UP")
 
+    start_satellite imgwan "$WAN"
+    read -r pw_ttfb pw_total < <(image_pull "$SAT")
+    stop_satellite imgwan
+    read -r dw_ttfb dw_total < <(image_pull "$UP" --limit-rate "$(( WAN_BPS / 4 ))")
+
     R_T1+=("$t1") R_T20+=("$t20") R_RSS+=("$rss") R_DP_T20+=("$dp_t20")
     R_BYTES+=("$(awk -v b="$bytes" -v s="$BYTES" 'BEGIN{printf "%.3f", b/s}')")
     R_DP_BYTES+=("$(awk -v b="$dp_bytes" -v s="$BYTES" 'BEGIN{printf "%.2f", b/s}')")
     R_TTFB+=("$(awk -v a="$p_ttfb" -v b="$d_ttfb" 'BEGIN{printf "%.2f", a/b}')")
     R_TOTAL+=("$(awk -v a="$p_total" -v b="$d_total" 'BEGIN{printf "%.2f", a/b}')")
+    R_WAN_TTFB+=("$(awk -v a="$pw_ttfb" -v b="$dw_ttfb" 'BEGIN{printf "%.2f", a/b}')")
+    R_WAN_TOTAL+=("$(awk -v a="$pw_total" -v b="$dw_total" 'BEGIN{printf "%.2f", a/b}')")
     log "run $run: satellite-lite 1 client ${t1}s, $CLIENTS clients ${t20}s, upstream ${R_BYTES[-1]}x, peak RSS $(( rss / 1024 )) MiB (after: RSS/anon/file $split MiB);" \
-        "docker-registry proxy: upstream ${R_DP_BYTES[-1]}x, ${dp_t20}s; image TTFB proxy ${p_ttfb}s vs direct ${d_ttfb}s, total ${p_total}s vs ${d_total}s"
+        "docker-registry proxy: upstream ${R_DP_BYTES[-1]}x, ${dp_t20}s; image TTFB proxy ${p_ttfb}s vs direct ${d_ttfb}s, total ${p_total}s vs ${d_total}s;" \
+        "at $WAN: TTFB ${pw_ttfb}s vs ${dw_ttfb}s, total ${pw_total}s vs ${dw_total}s"
 done
 
 T1=$(median "${R_T1[@]}") T20=$(median "${R_T20[@]}")
@@ -209,6 +229,8 @@ echo "docker-registry $(docker-registry --version 2>/dev/null | awk '{print $3}'
 echo "  upstream bytes: $(median "${R_DP_BYTES[@]}")x the blob; wall time $(median "${R_DP_T20[@]}")s"
 echo "cold $IMAGE MiB image (4 layers at once) through the proxy vs directly from the upstream:"
 echo "  time to first layer byte ratio: $(median "${R_TTFB[@]}"); total time ratio: $(median "${R_TOTAL[@]}")"
+echo "the same image with the WAN at $WAN for both (proxy: shared cap; direct: curl --limit-rate per layer):"
+echo "  time to first layer byte ratio: $(median "${R_WAN_TTFB[@]}"); total time ratio: $(median "${R_WAN_TOTAL[@]}")"
 if (( CHECK )); then
     awk -v u="$UPX" -v r="$RATIO" -v m="$RSS_MIB" 'BEGIN{exit !(u <= 1.02 && r <= 1.2 && m <= 24)}' \
         || fail "goals not met: upstream ${UPX}x, time ${RATIO}x, RSS ${RSS_MIB} MiB"

@@ -72,7 +72,9 @@ public final class GrowingBlob: Sendable {
         for resume in ready { resume(.available(available)) }
     }
 
-    /// The blob is verified and in the store.
+    /// The blob is verified: readers may send all of it (from the download file, or from the
+    /// store once it is committed). Called when the digest matched, before the commit's
+    /// fsync, and again (harmlessly) once the blob is in the store.
     public func finish() {
         let waiters = state.withLock { state -> [@Sendable (Status) -> Void] in
             state.finished = true

@@ -151,9 +151,9 @@ public struct ImagePublisher: Sendable {
         } catch {
             throw Error.refused("\(error)")
         }
-        // One writer of sync/managed.json at a time in this process: the sync and the
-        // pull-through proxy publish concurrently in `run`.
-        return try Self.managedFile.withLock { _ in
+        // One writer of sync/managed.json at a time, in this process (the sync and the
+        // pull-through proxy publish concurrently in `run`) and across processes.
+        return try ManagedTags.withLock(store: store) {
             var outcome = Outcome(digest: image.top.digest)
             let managedByAgent = image.origin == .sync
             var managed = managedByAgent ? ManagedTags.read(store: store) : ManagedTags()
@@ -238,11 +238,8 @@ public struct ImagePublisher: Sendable {
     ///
     /// Throws when the event cannot be journaled or the tag not removed; the tag then stays.
     public func unpublish(managedTag key: String) throws {
-        try Self.managedFile.withLock { _ in try unpublishLocked(managedTag: key) }
+        try ManagedTags.withLock(store: store) { try unpublishLocked(managedTag: key) }
     }
-
-    /// Serialises the read-modify-write of ``ManagedTags`` inside the process.
-    static let managedFile = Mutex<Void>(())
 
     private func unpublishLocked(managedTag key: String) throws {
         var managed = ManagedTags.read(store: store)

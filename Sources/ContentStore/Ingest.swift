@@ -34,6 +34,12 @@ public final class Ingest: @unchecked Sendable {
     /// at commit does not wait for the whole blob.
     private var writebackOffset: Int64 = 0
     private let offsetPath: String?
+    /// Bytes between two checkpoints while writing (the profile's `fsyncInterval`). A
+    /// download whose partial file matters less than its speed (a proxied blob, which a
+    /// client is waiting for) raises it: each checkpoint waits for the disk, and a slow disk
+    /// then caps the transfer. Its partial file still resumes after a link cut (checkpointed
+    /// then) or a killed process (trusted whole in the same boot).
+    public var checkpointInterval: Int64
     private var closed = false
     /// Called once when the file is closed: releases the claim on the digest.
     private let onClose: (@Sendable () -> Void)?
@@ -51,6 +57,7 @@ public final class Ingest: @unchecked Sendable {
         self.path = path
         self.offsetPath = offsetPath
         self.onClose = onClose
+        checkpointInterval = store.configuration.fsyncInterval
         do {
             fd = try openFD ?? PosixFile.open(path, O_RDWR | O_CREAT)
         } catch {
@@ -119,7 +126,7 @@ public final class Ingest: @unchecked Sendable {
         try PosixFile.pwriteAll(fd, bytes, at: offset, path: path)
         hasher.update(bytes)
         offset += Int64(bytes.count)
-        if offsetPath != nil, offset - durableOffset >= store.configuration.fsyncInterval {
+        if offsetPath != nil, offset - durableOffset >= checkpointInterval {
             try checkpoint()
         } else if store.configuration.fsyncOnCommit, offset - writebackOffset >= Self.writebackStep {
             _ = csystem_start_writeback(fd, writebackOffset, offset - writebackOffset)
@@ -178,12 +185,14 @@ public final class Ingest: @unchecked Sendable {
     /// The digest of the bytes so far.
     public var digest: Digest { hasher.digest() }
 
-    /// Verifies the digest and moves the file into the blob store.
+    /// Verifies the digest and moves the file into the blob store. `verified` is called once
+    /// the digest matched, before the file is made durable and renamed: readers of the file
+    /// may then send its last bytes without waiting for the disk.
     ///
     /// Throws ``BlobStore/Error/digestMismatch`` (and deletes the file) when the content does
     /// not hash to `expected`; the caller's previous state stays as it was.
     @discardableResult
-    public func commit(expected: Digest?) throws -> Digest {
+    public func commit(expected: Digest?, verified: (() -> Void)? = nil) throws -> Digest {
         guard !closed else { throw PosixError("commit", path: path, code: EBADF) }
         var actual = hasher.digest()
         if let expected, expected.algorithm != hasher.algorithm {
@@ -197,6 +206,7 @@ public final class Ingest: @unchecked Sendable {
             discard()
             throw BlobStore.Error.digestMismatch(expected: expected, actual: actual)
         }
+        verified?()
         if store.configuration.fsyncOnCommit { try PosixFile.fsync(fd, path: path) }
         // Installed before the descriptor closes: a writer waiting for this digest's lock
         // then finds the blob in place.

@@ -1,5 +1,12 @@
 import JSONCoding
 import OCICore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// The tags the agent put in the store (as opposed to tags a user pushed), with the digest
 /// each points at: only these are removed when they leave the desired state, and an
@@ -54,4 +61,32 @@ public struct ManagedTags: Codable, Sendable {
         released?[digest] = nil
         if released?.isEmpty == true { released = nil }
     }
+}
+
+extension ManagedTags {
+    /// Runs a read-modify-write of `sync/managed.json` under its lock: a mutex between the
+    /// threads of this process (the sync and the pull-through proxy publish concurrently in
+    /// `run`) and an flock on `sync/managed.lock` between processes (`sync` or
+    /// `bundle import` run beside `run`), so no writer loses another's change. The file
+    /// itself is replaced by rename at every write, so the lock lives beside it.
+    ///
+    /// Throws what `body` throws, or ``PosixError`` when the lock file cannot be opened.
+    public static func withLock<T: Sendable>(store: BlobStore, _ body: () throws -> T) throws -> T {
+        try processLock.withLock { _ in
+            try PosixFile.makeDirectories(store.layout.sync)
+            let path = lockPath(store)
+            let fd = try PosixFile.open(path, O_RDWR | O_CREAT)
+            // Closing the descriptor drops the lock, also when `body` throws.
+            defer { PosixFile.close(fd) }
+            while flock(fd, LOCK_EX) != 0 {
+                guard errno == EINTR else { throw PosixError("flock", path: path) }
+            }
+            return try body()
+        }
+    }
+
+    /// `sync/managed.lock`.
+    static func lockPath(_ store: BlobStore) -> String { "\(store.layout.sync)/managed.lock" }
+
+    private static let processLock = Mutex<Void>(())
 }

@@ -133,6 +133,13 @@ struct RunCommand: ConfigOnlyCommand {
                     heartbeats = Task { await fleet.runHeartbeats(store: store) }
                 }
             }
+            // The proxy follows the settings in effect: a reload, and in fleet mode the
+            // upstream and credentials Ground Control supplies.
+            if let proxy {
+                settings.updatePullThrough(proxy, store: store, logger: logger)
+            } else if settings.config.proxy.enabled {
+                logger.warning("proxy.enabled takes effect after a restart")
+            }
             var client: UpstreamClient?
             var pause: Int64?
             if settings.config.upstream != nil, settings.desiredState != nil, let closed = wan.closed(settings.wanGate, logger: logger) {

@@ -21,5 +21,11 @@ extension EndToEnd {
         @Test func garbageUpstreamGetsCleanErrorsAndNothingStored() throws {
             try EndToEnd.run("proxy_garbage.sh", [TestEnvironment.binary])
         }
+
+        /// `run` puts proxy.allow, mirrors and proxy.enabled changes in effect on SIGHUP; a
+        /// broken config is refused and the settings in effect stay.
+        @Test func proxySettingsFollowSIGHUP() throws {
+            try EndToEnd.run("proxy_reload.sh", [TestEnvironment.binary])
+        }
     }
 }

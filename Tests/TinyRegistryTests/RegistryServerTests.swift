@@ -19,7 +19,7 @@ import Glibc
         let server: RegistryServer
         var base = ""
 
-        init(useSendfile: Bool) throws {
+        init(useSendfile: Bool, pullThrough: ((BlobStore) -> any PullThrough)? = nil) throws {
             let store = try BlobStore(
                 configuration: .init(
                     root: "\(directory)/store", fsyncOnCommit: false, bufferSize: 16384, uploadTimeout: 3_600_000_000_000,
@@ -28,7 +28,7 @@ import Glibc
                 configuration: .init(
                     host: "127.0.0.1", port: 0, eventLoopThreads: 1, blockingThreads: 2, maxConnections: 64,
                     bufferSize: 16384, bufferCount: 4, useSendfile: useSendfile),
-                api: RegistryAPI(store: store), logger: Logger(label: "test"))
+                api: RegistryAPI(store: store, pullThrough: pullThrough?(store)), logger: Logger(label: "test"))
         }
 
         func start() async throws {

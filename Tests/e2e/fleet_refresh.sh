@@ -10,7 +10,9 @@
 #  3. the old secret is refused by the token issuer (401), the new one gets a pull token
 #     and the registry serves the manifest with it;
 #  4. after the rotation it keeps pulling: a group change (a second image) reaches it;
-#  5. neither secret appears in its log.
+#  5. the pull-through proxy uses the upstream and the rotated credentials Ground Control
+#     supplies: proj/app:v2, outside the desired state, is pulled through the satellite;
+#  6. neither secret appears in its log.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -33,6 +35,8 @@ APP=$(python3 "$MKIMAGE" single --platform linux/amd64 "oci:$T/img/app:v1" --lay
 WEB=$(python3 "$MKIMAGE" single --platform linux/amd64 "oci:$T/img/web:v1" --layers 1 --size 8192) || fail "mkimage failed"
 push "oci:$T/img/app:v1" proj/app:v1
 push "oci:$T/img/web:v1" proj/web:v1
+APP2=$(python3 "$MKIMAGE" single --platform linux/amd64 "oci:$T/img/app:v2" --layers 1 --size 8192 --seed 7) || fail "mkimage failed"
+push "oci:$T/img/app:v2" proj/app:v2
 
 group_sync "$(art proj/app v1 "$APP")"
 TOKEN=$(api POST /api/satellites '{"name":"edge-01","groups":["site-a"]}' | jq -r '.token // empty')
@@ -44,7 +48,7 @@ STORE=$T/store
 SAT_ADDR="127.0.0.1:$(free_port)"
 jq -n --arg store "$STORE" --arg listen "$SAT_ADDR" --arg gc "$GC_URL" --arg tok "$T/join.token" \
     '{storage:{path:$store}, registry:{listen:$listen}, state:{interval:"3s"},
-      groundControl:{url:$gc, tokenFile:$tok, heartbeat:"2s", remoteConfig:false}}' > "$T/sat.json"
+      groundControl:{url:$gc, tokenFile:$tok, heartbeat:"2s", remoteConfig:false}, proxy:{enabled:true}}' > "$T/sat.json"
 "$SAT" run --config "$T/sat.json" >>"$T/sat.log" 2>&1 &
 SAT_PID=$!
 on_exit 'kill_wait $SAT_PID'
@@ -95,7 +99,23 @@ wait_for 60 "proj/web:v1 in the store (pulled with a refreshed secret)" 'test "$
 ! grep -q '401' "$T/sat.log" || log "note: a 401 was logged (a pass raced a rotation): $(grep '401' "$T/sat.log" | tail -n 1 | cut -c1-200)"
 log "4. group change synced after the rotation ($(grep -c 'registry credentials refreshed' "$T/sat.log") refresh(es) so far)"
 
-# 5. No secret in the log.
+# 5. The proxy follows the fleet's upstream and the rotated secret: a tag outside the
+#    desired state (same repository, so the robot may pull it) comes through the satellite.
+code=$(curl -s -o "$T/proxied" -w '%{http_code}' -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json' \
+    "http://$SAT_ADDR/v2/proj/app/manifests/v2")
+[[ "$code" == 200 ]] || fail "proj/app:v2 through the proxy answered $code: $(head -c 300 "$T/proxied")"
+[[ "sha256:$(sha256sum < "$T/proxied" | cut -d' ' -f1)" == "$APP2" ]] || fail "the proxied proj/app:v2 does not hash to $APP2"
+LAYER2=$(jq -r '.layers[0].digest // empty' "$T/proxied")
+if [[ -z "$LAYER2" ]]; then # an index: its first manifest
+    M=$(jq -r '.manifests[0].digest' "$T/proxied")
+    curl -s -o "$T/proxied" -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$SAT_ADDR/v2/proj/app/manifests/$M"
+    LAYER2=$(jq -r '.layers[0].digest' "$T/proxied")
+fi
+code=$(curl -s -o "$T/layer" -w '%{http_code}' "http://$SAT_ADDR/v2/proj/app/blobs/$LAYER2")
+[[ "$code" == 200 && "sha256:$(sha256sum < "$T/layer" | cut -d' ' -f1)" == "$LAYER2" ]] || fail "the proxied layer answered $code or does not hash to $LAYER2"
+log "5. proj/app:v2 (not in the desired state) pulled through the proxy with the fleet's upstream and rotated secret"
+
+# 6. No secret in the log.
 for s in "$TOKEN" "$FIRST" "$SECOND" "$(secret)"; do
     ! grep -qF -- "$s" "$T/sat.log" || fail "a secret appears in the satellite's log"
 done

@@ -16,6 +16,8 @@ import Synchronization
 /// ``ImagePublisher/Origin/proxy`` (the agent's tags, but cache).
 public final class PullThroughProxy: PullThrough {
     public struct Configuration: Sendable {
+        /// `proxy.enabled`: when false no pull is routed upstream (the store alone answers).
+        public var enabled: Bool
         /// Whether the local repository path may be proxied (`proxy.allow`).
         public var allows: @Sendable (String) -> Bool
         /// Nanoseconds between two upstream checks of a cached tag.
@@ -28,10 +30,11 @@ public final class PullThroughProxy: PullThrough {
         public var makeRoom: (@Sendable (Digest, Int64) throws -> Void)?
 
         public init(
-            allows: @escaping @Sendable (String) -> Bool = { _ in true }, tagRecheck: Int64 = 300_000_000_000,
+            enabled: Bool = true, allows: @escaping @Sendable (String) -> Bool = { _ in true }, tagRecheck: Int64 = 300_000_000_000,
             transferTimeout: Int64 = 120_000_000_000, continueUnwatched: Bool = true,
             makeRoom: (@Sendable (Digest, Int64) throws -> Void)? = nil
         ) {
+            self.enabled = enabled
             self.allows = allows
             self.tagRecheck = tagRecheck
             self.transferTimeout = transferTimeout
@@ -63,14 +66,40 @@ public final class PullThroughProxy: PullThrough {
         let transfers = Atomic<Int64>(0)
     }
 
-    public let configuration: Configuration
+    /// What a reload replaces (``update(configuration:policy:upstream:mirrors:)``): the
+    /// settings and the clients. Requests and transfers keep the generation they started
+    /// with; a replaced generation's clients are shut down once nothing uses them.
+    final class Generation: Sendable {
+        let configuration: Configuration
+        let publisher: ImagePublisher
+        let upstream: UpstreamClient?
+        let mirrors: [String: UpstreamClient]
+        /// Requests and transfers running with this generation.
+        let users = Atomic<Int>(0)
+
+        init(configuration: Configuration, publisher: ImagePublisher, upstream: UpstreamClient?, mirrors: [String: UpstreamClient]) {
+            self.configuration = configuration
+            self.publisher = publisher
+            self.upstream = upstream
+            self.mirrors = mirrors
+        }
+
+        var clients: [UpstreamClient] { [upstream].compactMap { $0 } + mirrors.values }
+    }
+
     private let store: BlobStore
-    private let publisher: ImagePublisher
-    private let upstream: UpstreamClient?
-    private let mirrors: [String: UpstreamClient]
     private let logger: Logger
+    private let current: Mutex<Generation>
     private let state = Mutex(State())
     private let counters = Counters()
+
+    public var configuration: Configuration { generation.configuration }
+    private var generation: Generation { current.withLock { $0 } }
+    /// The clients in use: the configured upstream's and each mirror's (to reuse on reload).
+    public var clients: (upstream: UpstreamClient?, mirrors: [String: UpstreamClient]) {
+        let generation = self.generation
+        return (generation.upstream, generation.mirrors)
+    }
 
     /// Entries of the size table before it is cleared (it only saves HEAD requests).
     static let maxSizes = 100_000
@@ -82,17 +111,64 @@ public final class PullThroughProxy: PullThrough {
         configuration: Configuration, store: BlobStore, policy: any PublishPolicy, upstream: UpstreamClient?,
         mirrors: [String: UpstreamClient], logger: Logger
     ) {
-        self.configuration = configuration
         self.store = store
-        self.publisher = ImagePublisher(store: store, policy: policy, logger: logger)
-        self.upstream = upstream
-        self.mirrors = mirrors
         self.logger = logger
+        current = Mutex(
+            Generation(
+                configuration: configuration, publisher: ImagePublisher(store: store, policy: policy, logger: logger), upstream: upstream,
+                mirrors: mirrors))
+    }
+
+    /// Puts reloaded settings in effect (SIGHUP, a new upstream or credentials from Ground
+    /// Control). Running requests and transfers finish with what they started with; clients
+    /// that are not reused are shut down once nothing uses them.
+    public func update(configuration: Configuration, policy: any PublishPolicy, upstream: UpstreamClient?, mirrors: [String: UpstreamClient]) {
+        let next = Generation(
+            configuration: configuration, publisher: ImagePublisher(store: store, policy: policy, logger: logger), upstream: upstream,
+            mirrors: mirrors)
+        let previous = current.withLock { current in
+            defer { current = next }
+            return current
+        }
+        let kept = Set(next.clients.map(ObjectIdentifier.init))
+        let retired = previous.clients.filter { !kept.contains(ObjectIdentifier($0)) }
+        guard !retired.isEmpty else { return }
+        Task.detached {
+            while previous.users.load(ordering: .acquiring) > 0 {
+                try? await Task.sleep(nanoseconds: 1_000_000_000)
+            }
+            for client in retired { await client.shutdown() }
+        }
+    }
+
+    /// The current generation, counted as one more user until ``release(_:)``. Taken under
+    /// the lock ``update(configuration:policy:upstream:mirrors:)`` swaps it under, so a
+    /// replaced generation's count only goes down.
+    private func acquire() -> Generation {
+        current.withLock { generation in
+            generation.users.wrappingAdd(1, ordering: .relaxed)
+            return generation
+        }
+    }
+
+    private func release(_ generation: Generation) {
+        generation.users.wrappingSubtract(1, ordering: .releasing)
+    }
+
+    /// Runs `body` with the current generation, counted as one of its users.
+    private func using<T: Sendable>(_ body: (Generation) async throws -> T) async rethrows -> T {
+        let generation = acquire()
+        defer { release(generation) }
+        return try await body(generation)
     }
 
     // MARK: Routing
 
     public func route(_ name: RepositoryName, namespace: String?) -> PullThroughRoute? {
+        let generation = self.generation
+        let configuration = generation.configuration
+        let mirrors = generation.mirrors
+        guard configuration.enabled else { return nil }
         var route: PullThroughRoute?
         if let namespace, mirrors[namespace] != nil, let local = RepositoryName("\(namespace)/\(name)") {
             route = PullThroughRoute(local: local, remote: name, registry: namespace)
@@ -102,23 +178,24 @@ public final class PullThroughProxy: PullThrough {
                 route = PullThroughRoute(local: name, remote: remote, registry: first)
             }
         }
-        if route == nil, upstream != nil { route = PullThroughRoute(local: name, remote: name, registry: nil) }
+        if route == nil, generation.upstream != nil { route = PullThroughRoute(local: name, remote: name, registry: nil) }
         guard var route else { return nil }
         route.allowed = configuration.allows(route.local.value)
         return route
     }
 
-    private func client(_ route: PullThroughRoute) throws -> UpstreamClient {
-        let client = route.registry.map { mirrors[$0] } ?? upstream
+    private func client(_ route: PullThroughRoute, _ generation: Generation) throws -> UpstreamClient {
+        let client = route.registry.map { generation.mirrors[$0] } ?? generation.upstream
         guard let client else { throw PullThroughError(.unavailable, "no upstream for \(route)") }
         return client
     }
 
     public func isStale(_ route: PullThroughRoute, tag: String) -> Bool {
         let now = MonotonicClock.now()
+        let recheck = configuration.tagRecheck
         return state.withLock { state in
             guard let checked = state.checked["\(route.local):\(tag)"] else { return true }
-            return now - checked >= configuration.tagRecheck
+            return now - checked >= recheck
         }
     }
 
@@ -137,7 +214,7 @@ public final class PullThroughProxy: PullThrough {
         let key = "\(route.local)@\(reference)"
         let task: Task<Void, any Error> = state.withLock { state in
             if let flight = state.manifestFlights[key] { return flight }
-            let flight = Task { try await self.loadManifest(route, reference: reference) }
+            let flight = Task { try await self.using { try await self.loadManifest(route, reference: reference, $0) } }
             state.manifestFlights[key] = flight
             return flight
         }
@@ -145,8 +222,8 @@ public final class PullThroughProxy: PullThrough {
         try await task.value
     }
 
-    private func loadManifest(_ route: PullThroughRoute, reference: Reference) async throws {
-        let client = try self.client(route)
+    private func loadManifest(_ route: PullThroughRoute, reference: Reference, _ generation: Generation) async throws {
+        let client = try self.client(route, generation)
         let tag = reference.tag
         var cached: Digest?
         if let tag, let digest = store.resolveTag(route.local, tag), store.manifestMediaType(route.local, digest) != nil {
@@ -188,7 +265,7 @@ public final class PullThroughProxy: PullThrough {
             }
         }
         do {
-            try publisher.publish(
+            try generation.publisher.publish(
                 ImagePublisher.Image(repository: route.local, tags: tag.map { [$0] } ?? [], top: content, origin: .proxy))
         } catch ImagePublisher.Error.refused(let reason) {
             throw PullThroughError(.denied, "manifest \(route.local)@\(content.digest) refused: \(reason)")
@@ -201,7 +278,7 @@ public final class PullThroughProxy: PullThrough {
 
     public func referrers(_ route: PullThroughRoute, of digest: Digest) async throws -> [UInt8]? {
         do {
-            return try await client(route).referrers(route.remote, of: digest)
+            return try await using { try await client(route, $0).referrers(route.remote, of: digest) }
         } catch let error as SyncError {
             throw Self.map(error)
         }
@@ -211,11 +288,12 @@ public final class PullThroughProxy: PullThrough {
 
     public func blobSize(_ route: PullThroughRoute, digest: Digest) async throws -> Int64 {
         if let size = state.withLock({ $0.sizes["\(route.local)@\(digest)"] }) { return size }
-        let client = try self.client(route)
         let answer: UpstreamClient.Fetched
         do {
-            answer = try await client.fetch(
-                "/v2/\(route.remote)/blobs/\(digest)", scope: "repository:\(route.remote):pull", method: "HEAD", limit: 0)
+            answer = try await using { generation in
+                try await client(route, generation).fetch(
+                    "/v2/\(route.remote)/blobs/\(digest)", scope: "repository:\(route.remote):pull", method: "HEAD", limit: 0)
+            }
         } catch let error as SyncError {
             throw Self.map(error)
         }
@@ -250,12 +328,17 @@ public final class PullThroughProxy: PullThrough {
             blob.finish()
             return blob
         }
+        let generation = acquire()
+        // Released here, or by the transfer once it ends.
+        var handedOver = false
+        defer { if !handedOver { release(generation) } }
+        let configuration = generation.configuration
         if let room = configuration.makeRoom {
             do { try room(digest, size) } catch {
                 throw PullThroughError(.unavailable, "no room in the store's quota for blob \(digest) (\(ByteSize.format(size))): \(error)")
             }
         }
-        let client = try self.client(route)
+        let client = try self.client(route, generation)
         // Outside the window or budget the client gets a 503 with Retry-After now, not a
         // transfer that stops at its first byte.
         if let gate = client.gate {
@@ -277,8 +360,10 @@ public final class PullThroughProxy: PullThrough {
         }
         counters.misses.wrappingAdd(1, ordering: .relaxed)
         counters.transfers.wrappingAdd(1, ordering: .relaxed)
+        handedOver = true
         let task = Task.detached { [self] in
-            await self.run(blob, route: route, client: client)
+            defer { release(generation) }
+            await self.run(blob, route: route, client: client, transferTimeout: configuration.transferTimeout)
         }
         state.withLock { $0.transfers[digest]?.task = task }
         if !configuration.continueUnwatched {
@@ -298,14 +383,21 @@ public final class PullThroughProxy: PullThrough {
 
     /// One proxied transfer: the sync's retry, resume and commit loop, its progress fed to
     /// the clients that follow the file.
-    private func run(_ blob: GrowingBlob, route: PullThroughRoute, client: UpstreamClient) async {
+    private func run(_ blob: GrowingBlob, route: PullThroughRoute, client: UpstreamClient, transferTimeout: Int64) async {
         let digest = blob.digest
         let seen = Atomic<Int64>(-1)
         let counters = self.counters
         let transfer = BlobTransfer(source: client, store: store)
         do {
+            // No checkpoint fsync while clients wait: on a disk slower than the link each one
+            // stalled the transfer (and every client) until the disk caught up. A link cut
+            // still checkpoints, a killed process resumes from the whole file (same boot);
+            // only a power cut mid-transfer starts the blob over. The clients get the last
+            // byte once the digest matched, not after the commit's fsync: what they received
+            // is verified, and the store's copy is made durable before it becomes visible.
             try await transfer.download(
-                digest, size: blob.size, repository: route.remote, deadline: MonotonicClock.now() + configuration.transferTimeout
+                digest, size: blob.size, repository: route.remote, deadline: MonotonicClock.now() + transferTimeout,
+                checkpointInterval: .max, following: blob
             ) { offset in
                 let previous = seen.exchange(offset, ordering: .relaxed)
                 if previous >= 0, offset > previous { counters.bytes.wrappingAdd(offset - previous, ordering: .relaxed) }

@@ -29,13 +29,18 @@ public struct BlobTransfer: Sendable {
     /// when the blob is already stored, or when another writer stored it while this one
     /// waited.
     ///
+    /// `checkpointInterval` overrides the profile's bytes between two checkpoints
+    /// (``Ingest/checkpointInterval``); the readers of `following` (a proxied blob's
+    /// clients) are released as soon as the bytes hashed to `digest`, before the file is made
+    /// durable and visible.
+    ///
     /// Throws ``SyncError``: link (gave up at the deadline; the partial file stays), corrupt
     /// (digest mismatch or too many bytes: nothing becomes visible, the partial file is
     /// gone), refused, notFound, storage, cancelled, deferred (the WAN closed: the partial
     /// file is checkpointed and stays).
     public func download(
-        _ digest: Digest, size: Int64, repository: RepositoryName, deadline: Int64,
-        progress: @escaping @Sendable (Int64) -> Void = { _ in }
+        _ digest: Digest, size: Int64, repository: RepositoryName, deadline: Int64, checkpointInterval: Int64? = nil,
+        following: GrowingBlob? = nil, progress: @escaping @Sendable (Int64) -> Void = { _ in }
     ) async throws {
         let claimed: Ingest?
         do {
@@ -46,6 +51,7 @@ public struct BlobTransfer: Sendable {
             throw SyncError(.storage, "cannot open a download file for \(digest): \(error)")
         }
         guard let ingest = claimed else { return }
+        if let checkpointInterval { ingest.checkpointInterval = checkpointInterval }
         var finished = false
         defer { if !finished { try? ingest.suspend() } }
         if ingest.offset > 0 { counters.resumes.wrappingAdd(1, ordering: .relaxed) }
@@ -56,7 +62,7 @@ public struct BlobTransfer: Sendable {
             if size >= 0, ingest.offset > size { try? ingest.reset() }
             if size >= 0, ingest.offset == size {
                 finished = true
-                try commit(ingest, digest)
+                try commit(ingest, digest, following)
                 return
             }
             let start = ingest.offset
@@ -84,7 +90,7 @@ public struct BlobTransfer: Sendable {
             }
             if size < 0 {
                 finished = true
-                try commit(ingest, digest)
+                try commit(ingest, digest, following)
                 return
             }
             if ingest.offset != size {
@@ -99,9 +105,9 @@ public struct BlobTransfer: Sendable {
         }
     }
 
-    private func commit(_ ingest: Ingest, _ digest: Digest) throws {
+    private func commit(_ ingest: Ingest, _ digest: Digest, _ following: GrowingBlob?) throws {
         do {
-            try ingest.commit(expected: digest)
+            try ingest.commit(expected: digest, verified: following.map { blob in { blob.finish() } })
         } catch let error as BlobStore.Error {
             throw SyncError(.corrupt, "\(source.name) sent corrupt content for \(digest): \(error)")
         } catch {
