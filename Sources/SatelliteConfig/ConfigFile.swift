@@ -35,6 +35,18 @@ public struct ConfigFile: Sendable, Equatable {
         }
         /// The htpasswd file of `authenticated` (`registry.users`).
         public var users: String?
+        /// HTTPS on the listener (`registry.tls`); SIGHUP re-reads both files.
+        public var tls: TLS?
+        public struct TLS: Sendable, Equatable {
+            /// PEM certificate, leaf first, then any intermediates.
+            public var certFile: String
+            /// PEM private key (unencrypted) of the leaf certificate.
+            public var keyFile: String
+            public init(certFile: String, keyFile: String) {
+                self.certFile = certFile
+                self.keyFile = keyFile
+            }
+        }
     }
 
     /// `trust.policies`: cosign signatures a tag needs before it moves.
@@ -193,6 +205,18 @@ extension ConfigFile {
             if let users = try reader.string("users") {
                 guard !users.isEmpty else { throw ConfigError(path: "registry.users", message: "must not be empty") }
                 registry.users = users
+            }
+            if var tls = try reader.object("tls") {
+                let certFile = try tls.string("certFile") ?? ""
+                let keyFile = try tls.string("keyFile") ?? ""
+                guard !certFile.isEmpty else {
+                    throw ConfigError(path: "registry.tls.certFile", message: "is required with registry.tls: the PEM certificate (chain) to serve")
+                }
+                guard !keyFile.isEmpty else {
+                    throw ConfigError(path: "registry.tls.keyFile", message: "is required with registry.tls: the PEM private key of the certificate")
+                }
+                try tls.finish()
+                registry.tls = Registry.TLS(certFile: certFile, keyFile: keyFile)
             }
             if registry.push == .authenticated, registry.users == nil {
                 throw ConfigError(

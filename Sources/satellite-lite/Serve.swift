@@ -14,7 +14,7 @@ import Musl
 
 struct Serve: ConfigOnlyCommand {
     static var spec: CommandSpec {
-        CommandSpec(name: "serve", abstract: "Serve the registry only (no sync). SIGTERM/SIGINT stop it gracefully.", options: [.config])
+        CommandSpec(name: "serve", abstract: "Serve the registry only (no sync). SIGTERM/SIGINT stop it gracefully; SIGHUP reloads the TLS certificate and htpasswd users.", options: [.config])
     }
 
     var options: ConfigOption
@@ -33,7 +33,7 @@ struct Serve: ConfigOnlyCommand {
         }
         let store = try BlobStore(configuration: settings.storeConfiguration)
         let server = RegistryServer(
-            configuration: settings.registryConfiguration, api: try settings.makeRegistryAPI(store: store), logger: logger)
+            configuration: try settings.makeRegistryConfiguration(), api: try settings.makeRegistryAPI(store: store), logger: logger)
         do {
             try await server.start()
         } catch {
@@ -44,7 +44,12 @@ struct Serve: ConfigOnlyCommand {
             await server.isResponsive(timeout: .nanoseconds($0))
         }
         let control = RunControl()
-        let stop = SignalWatcher(signals: [SIGTERM, SIGINT]) { signal in
+        let configPath = options.config
+        let stop = SignalWatcher(signals: [SIGTERM, SIGINT, SIGHUP]) { signal in
+            if signal == SIGHUP {
+                Settings.reloadListenerFiles(configPath: configPath, server: server, logger: logger)
+                return
+            }
             logger.info("stopping", metadata: ["signal": "\(signal)"])
             control.requestStop()
         }

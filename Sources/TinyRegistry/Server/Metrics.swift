@@ -9,6 +9,7 @@ public final class Metrics: Sendable {
         var bytesServed: Int64 = 0
         var bytesReceived: Int64 = 0
         var connections: Int64 = 0
+        var tlsFailures: Int64 = 0
     }
 
     private let counters = Mutex(Counters())
@@ -33,6 +34,10 @@ public final class Metrics: Sendable {
         counters.withLock { $0.connections += 1 }
     }
 
+    func recordTLSFailure() {
+        counters.withLock { $0.tlsFailures += 1 }
+    }
+
     /// Adds a source of further metric lines (already in Prometheus text format).
     public func addProvider(_ provider: @escaping @Sendable () -> String) {
         providers.withLock { $0.append(provider) }
@@ -54,6 +59,9 @@ public final class Metrics: Sendable {
         text += "# HELP satellite_http_connections_total Connections accepted.\n"
         text += "# TYPE satellite_http_connections_total counter\n"
         text += "satellite_http_connections_total \(snapshot.connections)\n"
+        text += "# HELP satellite_tls_failures_total Connections closed before or during TLS: failed or slow handshakes, plain HTTP, bad records.\n"
+        text += "# TYPE satellite_tls_failures_total counter\n"
+        text += "satellite_tls_failures_total \(snapshot.tlsFailures)\n"
         for provider in providers.withLock({ $0 }) { text += provider() }
         return text
     }
