@@ -3,7 +3,8 @@
 #   - skopeo pushes and pulls over HTTPS with the CA (--cert-dir), digests round-trip;
 #   - curl with the CA gets /v2/ 200; curl without the CA fails verification;
 #   - plain HTTP to the TLS port gets an answer and a closed connection (no hang, no crash),
-#     and the server still serves HTTPS afterwards.
+#     and the server still serves HTTPS afterwards;
+#   - SIGHUP picks up a renewed certificate; a bad key is refused with a log line, old pair kept.
 # Cost: ~5 s.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -68,4 +69,16 @@ except socket.timeout:
 kill -0 "$SAT_PID" 2>/dev/null || fail "serve died after plain HTTP/garbage: $(tail -n 3 "$T/serve.log" | tr '\n' ' ')"
 code=$(curl -s --max-time 10 --cacert "$T/cert.pem" -o /dev/null -w '%{http_code}' "https://$ADDR/v2/e2e/img/manifests/v1" -H 'Accept: application/vnd.oci.image.manifest.v1+json')
 [[ $code == 200 ]] || fail "HTTPS after plain HTTP/garbage gave $code"
+# SIGHUP: a renewed pair is picked up; a bad key is refused and the pair in use kept.
+cp "$T/cert.pem" "$T/old.pem"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" \
+    -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 || fail "openssl req failed"
+kill -HUP "$SAT_PID"; sleep 1
+code=$(curl -s --max-time 10 --cacert "$T/cert.pem" -o /dev/null -w '%{http_code}' "https://$ADDR/v2/")
+[[ $code == 200 ]] || fail "after SIGHUP the new certificate is not served ($code)"
+if curl -s --max-time 10 --cacert "$T/old.pem" -o /dev/null "https://$ADDR/v2/"; then fail "after SIGHUP the old certificate is still served"; fi
+echo garbage > "$T/key.pem"; kill -HUP "$SAT_PID"; sleep 1
+grep -q "TLS certificate not reloaded" "$T/serve.log" || fail "a bad key on SIGHUP was not logged"
+code=$(curl -s --max-time 10 --cacert "$T/cert.pem" -o /dev/null -w '%{http_code}' "https://$ADDR/v2/")
+[[ $code == 200 ]] || fail "after a bad SIGHUP the pair in use was dropped ($code)"
 echo "ok tls_listener"
