@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // System libraries. Each folder holds a module map and a header of typed, prefixed shims.
@@ -145,6 +146,7 @@ let package = Package(
                 "CTLSVerify",
                 "CZlib",
                 "ContentStore",
+                "Trust",
                 "JSONCoding",
                 "OCICore",
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -217,7 +219,10 @@ let package = Package(
             dependencies: [
                 "Fleet",
                 "JSONCoding",
+                "OCICore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "PostgresKit", package: "postgres-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
@@ -226,7 +231,11 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
+            // The OpenAPI document served at /openapi.json, compiled into the binary; the
+            // file is a link to docs/ground-control.openapi.json, the one source.
+            resources: [.embedInCode("Resources/openapi.json")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -235,6 +244,7 @@ let package = Package(
                 "GroundControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -315,7 +325,7 @@ let package = Package(
         .testTarget(
             name: "SyncTests",
             dependencies: [
-                "Sync", "CTLSVerify", "ContentStore", "OCICore", "TestSupport",
+                "Sync", "CTLSVerify", "ContentStore", "OCICore", "TestSupport", "Fleet", "Trust", "JSONCoding",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

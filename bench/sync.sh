@@ -51,42 +51,8 @@ avail_mib=$(( $(df -Pk "$T" | awk 'NR==2{print $4}') / 1024 ))
 export E2E_CMD_TIMEOUT=${BENCH_CMD_TIMEOUT:-1800}
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-1800}
 
-# measure OUT TIMEOUT CMD...: run CMD; write "rc wall_s maxrss_kib write_bytes cancelled_write_bytes
-# peak_RssAnon_kib peak_RssFile_kib" to OUT (the Rss* peaks are sampled every 10 ms).
-MEASURE=$T/measure.py
-cat > "$MEASURE" <<'PY'
-import os, subprocess, sys, time
-out, timeout, cmd = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
-log = open(out + ".log", "wb")
-t0 = time.monotonic()
-p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-deadline = t0 + timeout
-anon = filep = 0   # peaks of RssAnon / RssFile, sampled every 10 ms
-while True:   # wait for exit without reaping, so /proc/PID/io is still there
-    r = os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)
-    if r is not None:
-        break
-    try:
-        for line in open("/proc/%d/status" % p.pid):
-            if line.startswith("RssAnon:"):
-                anon = max(anon, int(line.split()[1]))
-            elif line.startswith("RssFile:"):
-                filep = max(filep, int(line.split()[1]))
-    except (OSError, ValueError):
-        pass
-    if time.monotonic() > deadline:
-        p.kill()
-    time.sleep(0.01)
-wall = time.monotonic() - t0
-io = {}
-for line in open("/proc/%d/io" % p.pid):
-    k, v = line.split(":")
-    io[k] = int(v)
-_, status, ru = os.wait4(p.pid, 0)
-p.returncode = os.waitstatus_to_exitcode(status)
-with open(out, "w") as f:
-    f.write("%d %.3f %d %d %d %d %d\n" % (p.returncode, wall, ru.ru_maxrss, io["write_bytes"], io["cancelled_write_bytes"], anon, filep))
-PY
+# measure.py OUT TIMEOUT CMD...: rc, wall, peak RSS, disk writes of CMD (see bench/measure.py).
+MEASURE=$HERE/measure.py
 proc_write_bytes() { awk '/^write_bytes:/{print $2}' "/proc/$1/io" 2>/dev/null || echo 0; }
 
 # registry DIR: a docker-registry with its storage under DIR (sets REG_ADDR REG_PID)

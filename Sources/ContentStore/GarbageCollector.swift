@@ -107,10 +107,14 @@ public enum GarbageCollector {
                 mark(repository, referrer)
             }
         }
+        // Tags the pull-through proxy published are cache, never roots: their images are
+        // evicted least recently used first like any unreferenced content.
+        let proxied = ManagedTags.read(store: store).proxied ?? [:]
         for repository in try store.repositories() {
             for tag in try store.tags(repository) {
                 let key = "\(repository):\(tag)"
-                guard roots.tags.contains(key) || (policy.keepPushedTags && !roots.released.contains(key)) else { continue }
+                let pushed = policy.keepPushedTags && !roots.released.contains(key) && proxied[key] == nil
+                guard roots.tags.contains(key) || pushed else { continue }
                 if let digest = store.resolveTag(repository, tag) { mark(repository, digest) }
             }
         }

@@ -1,6 +1,7 @@
 import JSONCoding
 import Logging
 import OCICore
+import Synchronization
 
 /// Decides whether an image may become visible: the trust policy's place. Runs after every
 /// blob and manifest is stored and verified, before any tag moves.
@@ -33,6 +34,10 @@ public struct ImagePublisher: Sendable {
         /// like a client's push, so it is not one of the agent's managed tags (no hooks; the
         /// sync does not remove it as an unwanted tag).
         case signature
+        /// The pull-through proxy: a miss fetched from the upstream. Its tags are the agent's
+        /// (``ManagedTags/proxied``: refused to client pushes) but cache: no hook events, not
+        /// removed by the sync, evicted by LRU.
+        case proxy
     }
 
     /// A manifest as received: the exact bytes, so its digest stays the source's.
@@ -146,36 +151,53 @@ public struct ImagePublisher: Sendable {
         } catch {
             throw Error.refused("\(error)")
         }
-        var outcome = Outcome(digest: image.top.digest)
-        let managedByAgent = image.origin == .sync
-        var managed = managedByAgent ? ManagedTags.read(store: store) : ManagedTags()
-        var managedChanged = false
-        for tag in image.tags {
-            let previous = store.resolveTag(repository, tag)
-            let key = "\(repository):\(tag)"
-            if previous != image.top.digest {
-                try moveTag(repository, tag, to: image.top.digest, previous: previous, announce: managedByAgent)
-                outcome.moved.append((tag, previous))
+        // One writer of sync/managed.json at a time in this process: the sync and the
+        // pull-through proxy publish concurrently in `run`.
+        return try Self.managedFile.withLock { _ in
+            var outcome = Outcome(digest: image.top.digest)
+            let managedByAgent = image.origin == .sync
+            var managed = managedByAgent ? ManagedTags.read(store: store) : ManagedTags()
+            var managedChanged = false
+            // Recorded before the tag moves: a proxied tag is never unprotected, even if the
+            // process dies between the two.
+            if image.origin == .proxy, !image.tags.isEmpty {
+                var proxied = ManagedTags.read(store: store)
+                var table = proxied.proxied ?? [:]
+                for tag in image.tags { table["\(repository):\(tag)"] = image.top.digest.description }
+                proxied.proxied = table
+                do {
+                    try proxied.write(store: store)
+                } catch {
+                    logger?.error("cannot record the proxied tags", metadata: ["error": "\(error)"])
+                }
             }
-            guard managedByAgent else { continue }
-            if let old = managed.tags[key], old != image.top.digest.description {
-                managed.release(old)
-                managedChanged = true
+            for tag in image.tags {
+                let previous = store.resolveTag(repository, tag)
+                let key = "\(repository):\(tag)"
+                if previous != image.top.digest {
+                    try moveTag(repository, tag, to: image.top.digest, previous: previous, announce: managedByAgent)
+                    outcome.moved.append((tag, previous))
+                }
+                guard managedByAgent else { continue }
+                if let old = managed.tags[key], old != image.top.digest.description {
+                    managed.release(old)
+                    managedChanged = true
+                }
+                if managed.tags[key] != image.top.digest.description || managed.released?[image.top.digest.description] != nil {
+                    managed.tags[key] = image.top.digest.description
+                    managed.reclaim(image.top.digest.description)
+                    managedChanged = true
+                }
             }
-            if managed.tags[key] != image.top.digest.description || managed.released?[image.top.digest.description] != nil {
-                managed.tags[key] = image.top.digest.description
-                managed.reclaim(image.top.digest.description)
-                managedChanged = true
+            if managedChanged {
+                do {
+                    try managed.write(store: store)
+                } catch {
+                    logger?.error("cannot record the agent's tags", metadata: ["error": "\(error)"])
+                }
             }
+            return outcome
         }
-        if managedChanged {
-            do {
-                try managed.write(store: store)
-            } catch {
-                logger?.error("cannot record the agent's tags", metadata: ["error": "\(error)"])
-            }
-        }
-        return outcome
     }
 
     private func moveTag(_ repository: RepositoryName, _ tag: String, to digest: Digest, previous: Digest?, announce: Bool) throws {
@@ -216,6 +238,13 @@ public struct ImagePublisher: Sendable {
     ///
     /// Throws when the event cannot be journaled or the tag not removed; the tag then stays.
     public func unpublish(managedTag key: String) throws {
+        try Self.managedFile.withLock { _ in try unpublishLocked(managedTag: key) }
+    }
+
+    /// Serialises the read-modify-write of ``ManagedTags`` inside the process.
+    static let managedFile = Mutex<Void>(())
+
+    private func unpublishLocked(managedTag key: String) throws {
         var managed = ManagedTags.read(store: store)
         guard let digest = managed.tags[key] else { return }
         guard let colon = key.lastIndex(of: ":"), let repository = RepositoryName(key[..<colon]) else {

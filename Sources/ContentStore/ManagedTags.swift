@@ -14,6 +14,10 @@ public struct ManagedTags: Codable, Sendable {
     public var tags: [String: String] = [:]
     /// Manifest digest -> seconds since the epoch when the agent released it.
     public var released: [String: Int64]? = nil
+    /// `repository:tag` -> digest of the tags the pull-through proxy published: the agent's
+    /// too (no client pushes over them), but cache, not desired state: the sync never
+    /// removes them and garbage collection does not count them as roots.
+    public var proxied: [String: String]? = nil
 
     public init() {}
 

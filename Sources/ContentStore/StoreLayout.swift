@@ -20,6 +20,7 @@ import Musl
 /// quarantine/                                blobs verify found corrupt
 /// hooks/                                     the hook journal
 /// fleet/{link,config,status}.json            the Ground Control link (FleetLink; link and config 0600)
+/// bundles/{applied,watched}.json             the last bundle imported, the watch folder's record
 /// ```
 public struct StoreLayout: Sendable, Equatable {
     /// Absolute path of the store.
@@ -94,6 +95,12 @@ public struct StoreLayout: Sendable, Equatable {
     public var readLog: String { "\(gc)/reads" }
 
     public var hooks: String { "\(root)/hooks" }
+
+    /// Air-gap bundles: `applied.json` (the last bundle imported) and `watched.json` (the
+    /// watch folder's files already handled).
+    public var bundles: String { "\(root)/bundles" }
+    public var appliedBundle: String { "\(bundles)/applied.json" }
+    public var watchedBundles: String { "\(bundles)/watched.json" }
 
     /// The fleet link's folder (its files are named by FleetLink's `FleetFiles`).
     public var fleet: String { "\(root)/fleet" }

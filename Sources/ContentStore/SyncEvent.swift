@@ -11,6 +11,8 @@ public struct SyncEvent: Sendable, Equatable {
         /// A manifest had no valid signature under `trust.policies` (`require`: the tag kept its
         /// previous manifest; `warn`: it moved anyway).
         case trustRejected = "trust-rejected"
+        /// A bundle was imported and its state published (`message` names it).
+        case bundleImported = "bundle-imported"
     }
 
     public var kind: Kind

@@ -12,12 +12,16 @@ import OCICore
 ///
 /// Thread-safe; the run loop reports passes to it, its heartbeat task reads what they left.
 public final class FleetLink: Sendable {
-    public let configuration: ConfigFile.GroundControl
     public let files: FleetFiles
-    let client: GroundControlClient
     let logger: Logger
 
     struct State {
+        /// The `groundControl` keys in effect; SIGHUP replaces them (``reload(_:)``).
+        var configuration: ConfigFile.GroundControl
+        var client: GroundControlClient
+        /// Clients replaced by a reload; a request may still be running on one, so they
+        /// are shut down with the link.
+        var retiredClients: [GroundControlClient] = []
         var record: LinkRecord?
         var status: LinkStatus
         var applied: AppliedConfig?
@@ -40,11 +44,9 @@ public final class FleetLink: Sendable {
     /// Throws when a file exists but cannot be read (a corrupt link is not silently redone:
     /// ZTR tokens are single-use).
     public init(configuration: ConfigFile.GroundControl, storeRoot: String, logger: Logger) throws {
-        self.configuration = configuration
         self.files = FleetFiles(storeRoot: storeRoot)
         self.logger = logger
-        client = GroundControlClient(
-            configuration: .init(url: configuration.url, caFile: configuration.caFile, insecure: configuration.insecure))
+        let client = Self.makeClient(configuration)
         let record: LinkRecord?
         do {
             record = try FleetFiles.read(LinkRecord.self, files.link)
@@ -53,11 +55,75 @@ public final class FleetLink: Sendable {
         }
         let status = (try? FleetFiles.read(LinkStatus.self, files.status)) ?? LinkStatus()
         let applied = try? FleetFiles.read(AppliedConfig.self, files.config)
-        state = Mutex(State(record: record, status: status, applied: applied, heartbeatInterval: configuration.heartbeat))
+        state = Mutex(
+            State(
+                configuration: configuration, client: client, record: record, status: status, applied: applied,
+                heartbeatInterval: configuration.heartbeat))
+    }
+
+    static func makeClient(_ configuration: ConfigFile.GroundControl) -> GroundControlClient {
+        GroundControlClient(
+            configuration: .init(url: configuration.url, caFile: configuration.caFile, insecure: configuration.insecure))
     }
 
     public func shutdown() async {
-        await client.shutdown()
+        let clients = state.withLock { [$0.client] + $0.retiredClients }
+        for client in clients { await client.shutdown() }
+    }
+
+    /// The `groundControl` keys in effect.
+    public var configuration: ConfigFile.GroundControl { state.withLock { $0.configuration } }
+    var client: GroundControlClient { state.withLock { $0.client } }
+
+    /// Takes the `groundControl` keys of a reloaded config file (SIGHUP): `heartbeat`,
+    /// `caFile`, `insecure`, `remoteConfig`, `remoteHooks`, and the join token while not
+    /// onboarded yet, apply at once; a new `url` only while not onboarded (the stored link
+    /// belongs to the Ground Control that issued it). Returns one line per change, and per
+    /// change that waits for a restart (prefixed "not applied:").
+    @discardableResult
+    public func reload(_ new: ConfigFile.GroundControl) -> [String] {
+        var lines: [String] = []
+        state.withLock { s in
+            let old = s.configuration
+            var next = new
+            if new.url != old.url {
+                if s.record != nil {
+                    next.url = old.url
+                    lines.append("not applied: groundControl.url (onboarded with \(old.url); restart with a new store to join another)")
+                } else {
+                    lines.append("groundControl.url")
+                }
+            }
+            if new.token != old.token || new.tokenFile != old.tokenFile {
+                lines.append(s.record == nil ? "groundControl join token" : "not applied: groundControl join token (already onboarded)")
+            }
+            if new.heartbeat != old.heartbeat { lines.append("groundControl.heartbeat") }
+            if new.caFile != old.caFile { lines.append("groundControl.caFile") }
+            if new.insecure != old.insecure { lines.append("groundControl.insecure") }
+            if new.remoteConfig != old.remoteConfig { lines.append("groundControl.remoteConfig") }
+            if new.remoteHooks != old.remoteHooks { lines.append("groundControl.remoteHooks") }
+            if new.remoteHooks != old.remoteHooks || new.remoteConfig != old.remoteConfig {
+                // A config refused under the old rules (hooks without remoteHooks) is judged again.
+                s.status.refusedConfigDigest = ""
+                s.status.refusedConfigReason = ""
+            }
+            s.configuration = next
+            s.heartbeatInterval = next.heartbeat
+            guard next.url != old.url || next.caFile != old.caFile || next.insecure != old.insecure else { return }
+            // A caFile whose contents changed under the same name is read again too: the
+            // client reads it per request, so only a new name or TLS setting needs a new one.
+            let previous = s.client
+            s.client = Self.makeClient(next)
+            s.retiredClients.append(previous)
+            // A new connection may succeed where the old settings failed: retry onboarding now.
+            s.nextOnboardAttempt = 0
+        }
+        if !lines.isEmpty {
+            logger.info("groundControl reloaded", metadata: ["changed": "\(lines.joined(separator: "; "))"])
+        }
+        // The next heartbeat goes now, with the new settings and interval.
+        wakeHeartbeat()
+        return lines
     }
 
     public var record: LinkRecord? { state.withLock { $0.record } }
@@ -300,7 +366,12 @@ public final class FleetLink: Sendable {
             }
         }
         if let heartbeat = config.groundControl?.heartbeat {
-            state.withLock { $0.heartbeatInterval = heartbeat }
+            let changed = state.withLock { s -> Bool in
+                defer { s.heartbeatInterval = heartbeat }
+                return s.heartbeatInterval != heartbeat
+            }
+            // A shorter interval must not wait out the longer sleep already under way.
+            if changed { wakeHeartbeat() }
         }
         return (apply(to: config), level)
     }
@@ -365,7 +436,7 @@ public final class FleetLink: Sendable {
             memoryUsedBytes: ProcessStats.residentBytes(),
             storageUsedBytes: UInt64(max(0, GarbageCollector.diskUse(store: store))),
             cpuPercent: cpu,
-            requestCreatedTime: rfc3339(unixNow()),
+            requestCreatedTime: UTCTime.rfc3339(unixNow()),
             lastSyncDurationMs: status.lastSyncDurationMs,
             imageCount: images.count,
             cachedImages: images)

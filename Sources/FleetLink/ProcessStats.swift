@@ -60,12 +60,3 @@ struct ProcessStats: Sendable {
         return (percent * 100).rounded() / 100
     }
 }
-
-/// RFC 3339 UTC time (`2026-12-05T10:20:00Z`), as Go's `time.Time` marshals it.
-func rfc3339(_ seconds: Int64) -> String {
-    var t = time_t(seconds)
-    var parts = tm()
-    gmtime_r(&t, &parts)
-    func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : String(v) }
-    return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
-}

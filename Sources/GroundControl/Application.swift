@@ -1,6 +1,8 @@
 import Fleet
-import Foundation
+import FoundationEssentials
+import OCICore
 import Hummingbird
+import HummingbirdCore
 import JSONCoding
 import Logging
 import SQLKit
@@ -8,13 +10,15 @@ import SQLKit
 /// Builds ground-control's HTTP application over `repository`; `serve` and the tests share it.
 public func buildApplication(
     config: GroundControlConfig, repository: FleetRepository, publisher: StatePublisher, tokenIssuer: TokenIssuer?,
-    logger: Logger
+    logger: Logger, server: HTTPServerBuilder = .http1()
 ) -> some ApplicationProtocol {
     let router = Router(context: BasicRequestContext.self)
     let api = FleetAPI(config: config, repository: repository, publisher: publisher, tokenIssuer: tokenIssuer)
     api.register(on: router)
+    FleetUI(config: config, repository: repository).register(on: router)
     return Application(
         router: router,
+        server: server,
         configuration: .init(
             address: .hostname(config.listenHost, port: config.listenPort), serverName: "ground-control"),
         logger: logger)
@@ -33,12 +37,14 @@ struct FleetAPI: Sendable {
     static let maxBody = 1 << 20
 
     func register(on router: Router<Context>) {
+        router.add(middleware: JSONErrorMiddleware())
         router.get("/ping") { _, _ in Self.text("pong") }
         router.get("/health") { _, _ in
             _ = try await repository.database.withDatabase { db in try await db.raw("SELECT 1 AS one").first() }
             return try Self.json(["status": "healthy"])
         }
         router.get("/metrics") { _, _ in try await metrics() }
+        router.get("/openapi.json") { _, _ in OpenAPIDocument.response() }
 
         // Satellite-facing.
         router.post("/satellites/ztr") { request, _ in
@@ -61,9 +67,11 @@ struct FleetAPI: Sendable {
             let user = try await repository.verifyUser(username: body.username, password: body.password)
             return try Self.json(try await repository.createSession(username: user.username))
         }
-        router.post("/logout") { request, _ in
-            if let token = Self.bearer(request) { try await repository.deleteSession(token: token) }
-            return Response(status: .noContent)
+        for path in ["/logout", "/api/logout"] {  // ours, and Harbor Satellite's
+            router.post(RouterPath(path)) { request, _ in
+                if let token = Self.bearer(request) { try await repository.deleteSession(token: token) }
+                return Response(status: .noContent)
+            }
         }
         registerAdmin(on: router.group("api"))
     }
@@ -78,8 +86,10 @@ struct FleetAPI: Sendable {
             _ = try await admin(request, role: "system_admin")
             let body = try await Self.decode(UserCreateRequest.self, request, keys: ["username", "password", "role"])
             try await repository.createUser(username: body.username, password: body.password, role: body.role ?? "admin")
-            return Response(status: .created)
+            // Harbor Satellite answers with the user it made.
+            return try Self.json(try await repository.user(body.username), status: .created)
         }
+        registerUserRoutes(on: api)
         api.delete("users/:username") { request, context in
             let me = try await admin(request, role: "system_admin")
             let name = try context.parameters.require("username")
@@ -237,7 +247,12 @@ struct FleetAPI: Sendable {
         case .expired:
             throw APIError.unauthorized("Error: Token Expired")
         case .satellite(let name):
-            let credential = try await repository.rotateSecret(name)
+            let credential: (robot: String, secret: String, expiresAt: Int64)
+            do { credential = try await repository.rotateSecret(name) } catch {
+                // No credential (Harbor refused): the token stays good for another try.
+                try await repository.unspendToken(token)
+                throw error
+            }
             await publisher.publish(satellites: [name])
             let state = FleetNames.reference(
                 registryURL: config.registryHost, repository: FleetNames.satelliteStateRepository(name))
@@ -255,8 +270,9 @@ struct FleetAPI: Sendable {
             error.headers[.wwwAuthenticate] = "Basic realm=\"ground-control\""
             throw error
         }
-        try await rateLimit("cred:" + user)
-        guard let found = try await repository.authenticateSatellite(robot: user, secret: password) else {
+        let checked = try await repository.countAndAuthenticate(bucket: "cred:" + user, robot: user, secret: password)
+        try refuseOverLimit(checked.count)
+        guard let found = checked.satellite else {
             throw APIError.unauthorized("invalid satellite credentials")
         }
         return (found.name, user, found.expiresAt)
@@ -286,19 +302,11 @@ struct FleetAPI: Sendable {
     /// A fixed one-minute window per credential or token, counted in the database so every
     /// replica shares it. Never per source address: a site's satellites share one NAT.
     func rateLimit(_ bucket: String) async throws {
-        let window = FleetRepository.now() / 60
+        try refuseOverLimit(try await repository.countRequest(bucket: bucket))
+    }
+
+    func refuseOverLimit(_ count: Int64) throws {
         let limit = config.satelliteRequestsPerMinute
-        let count = try await repository.database.withDatabase { db in
-            try await db.raw(
-                """
-                INSERT INTO gc_rate (bucket, window_start, count) VALUES (\(bind: bucket), \(bind: window), 1)
-                ON CONFLICT (bucket) DO UPDATE SET
-                  count = CASE WHEN gc_rate.window_start = excluded.window_start THEN gc_rate.count + 1 ELSE 1 END,
-                  window_start = excluded.window_start
-                RETURNING count
-                """
-            ).first()?.decode(column: "count", as: Int64.self) ?? 0
-        }
         if count > limit {
             var error = APIError.tooMany("rate limit: \(limit) requests per minute for this credential")
             error.headers[.retryAfter] = "60"
@@ -331,13 +339,13 @@ struct FleetAPI: Sendable {
 
     static func bearer(_ request: Request) -> String? {
         guard let value = request.headers[.authorization], value.lowercased().hasPrefix("bearer ") else { return nil }
-        let token = value.dropFirst(7).trimmingCharacters(in: .whitespaces)
+        let token = value.dropFirst(7).trimmed()
         return token.isEmpty ? nil : token
     }
 
     static func basic(_ request: Request) -> (String, String)? {
         guard let value = request.headers[.authorization], value.lowercased().hasPrefix("basic "),
-            let data = Data(base64Encoded: value.dropFirst(6).trimmingCharacters(in: .whitespaces)),
+            let data = Data(base64Encoded: value.dropFirst(6).trimmed()),
             let text = String(data: data, encoding: .utf8), let colon = text.firstIndex(of: ":")
         else { return nil }
         return (String(text[..<colon]), String(text[text.index(after: colon)...]))

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import JSONCoding
 
 /// ground-control's configuration (DESIGN.md, "Ground Control"). Every key may also come
@@ -128,6 +128,8 @@ public struct GroundControlConfig: Sendable, Equatable {
         if let v = env["GC_REGISTRY_PASSWORD_FILE"] { registry.passwordFile = v }
         if let v = env["GC_REGISTRY_SERVICE"] { registry.service = v }
         if let v = env["GC_REGISTRY_ISSUER"] { registry.issuer = v }
+        if let v = env["GC_TLS_CERT_FILE"] { tlsCertFile = v }
+        if let v = env["GC_TLS_KEY_FILE"] { tlsKeyFile = v }
         if let v = env["GC_HEARTBEAT_INTERVAL"] { heartbeatInterval = try Self.seconds(v, "GC_HEARTBEAT_INTERVAL") }
     }
 

@@ -1,5 +1,6 @@
 @preconcurrency import AsyncKit
-import Foundation
+import FoundationEssentials
+import OCICore
 import Logging
 import NIOCore
 import NIOPosix
@@ -33,9 +34,8 @@ public final class FleetDatabase: Sendable {
         if url.hasPrefix("sqlite://") {
             let path = String(url.dropFirst("sqlite://".count))
             guard !path.isEmpty else { throw ConfigError("database: sqlite://PATH names no file") }
-            let directory = (path as NSString).deletingLastPathComponent
-            if !directory.isEmpty {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+                try PosixFile.makeDirectories(String(path[..<slash]))
             }
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             let source = SQLiteConnectionSource(
@@ -171,7 +171,18 @@ public final class FleetDatabase: Sendable {
             """
             CREATE TABLE gc_rate (bucket TEXT PRIMARY KEY, window_start BIGINT NOT NULL, count BIGINT NOT NULL)
             """,
-        ]
+        ],
+        // registry.kind = harbor: the id of the satellite's robot account in Harbor.
+        ["ALTER TABLE gc_satellites ADD COLUMN harbor_robot_id BIGINT"],
+        // Heartbeat history without repeating its image list: a satellite reports the same
+        // 20 images every 30 s, and a group's satellites the same ones. Each distinct list is
+        // stored once (content-addressed); a heartbeat names it by digest. Rows written
+        // before keep their list inline (images_digest '').
+        [
+            "CREATE TABLE gc_image_sets (digest TEXT PRIMARY KEY, images TEXT NOT NULL)",
+            "ALTER TABLE gc_heartbeats ADD COLUMN images_digest TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX gc_heartbeats_images ON gc_heartbeats (images_digest)",
+        ],
     ]
 
     func migrate() async throws {

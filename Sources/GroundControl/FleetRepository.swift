@@ -1,5 +1,5 @@
 import Fleet
-import Foundation
+import FoundationEssentials
 import JSONCoding
 import SQLKit
 
@@ -156,11 +156,30 @@ public struct FleetRepository: Sendable {
         guard FleetNames.isValid(name) else { throw APIError.badRequest("invalid satellite name") }
         for group in groups where !FleetNames.isValid(group) { throw APIError.badRequest("invalid group name") }
         if let configName, !FleetNames.isValid(configName) { throw APIError.badRequest("invalid config_name") }
+        if harbor != nil, !Self.isValidHarborRobotName(name) {
+            throw APIError.badRequest("invalid satellite name: Harbor robot names allow single separators only")
+        }
         let token = Secrets.randomHex(32)
         let tokenHash = Secrets.sha256Hex(token)
         let unusedSecret = Secrets.sha256Hex(Secrets.randomHex(32))
         let now = Self.now()
         let robot = Self.robotName(name)
+        let createdRobot = CreatedRobot()
+        do {
+            try await insertSatellite(
+                name: name, groups: groups, configName: configName, robot: robot, unusedSecret: unusedSecret,
+                tokenHash: tokenHash, now: now, createdRobot: createdRobot)
+        } catch {
+            await discardRobot(createdRobot)
+            throw error
+        }
+        return token
+    }
+
+    func insertSatellite(
+        name: String, groups: [String], configName: String?, robot: String, unusedSecret: String, tokenHash: String,
+        now: Int64, createdRobot: CreatedRobot
+    ) async throws {
         try await database.transaction { db in
             if try await db.raw("SELECT name FROM gc_satellites WHERE name = \(bind: name)").first() != nil {
                 throw APIError.conflict("satellite \(name) exists")
@@ -188,8 +207,8 @@ public struct FleetRepository: Sendable {
             try await db.raw(
                 "INSERT INTO gc_ztr_tokens (token_hash, satellite_name, expires_at) VALUES (\(bind: tokenHash), \(bind: name), \(bind: now + 86_400))"
             ).run()
+            try await self.createRobot(db, satellite: name, created: createdRobot)
         }
-        return token
     }
 
     public enum Redemption: Sendable, Equatable {
@@ -219,6 +238,7 @@ public struct FleetRepository: Sendable {
 
     /// A new registry secret for `name`; the old one stops working at once.
     public func rotateSecret(_ name: String) async throws -> (robot: String, secret: String, expiresAt: Int64) {
+        if harbor != nil { return try await rotateHarborSecret(name) }
         let secret = Secrets.randomHex(32)
         let hash = Secrets.sha256Hex(secret)
         let expires = Self.now() + config.credentialLifetime
@@ -233,17 +253,66 @@ public struct FleetRepository: Sendable {
 
     /// The satellite whose registry credential this is, with its expiry; nil when none.
     public func authenticateSatellite(robot: String, secret: String) async throws -> (name: String, expiresAt: Int64)? {
-        let now = Self.now()
-        guard
-            let row = try await database.withDatabase({ db in
-                try await db.raw(
-                    "SELECT name, secret_hash, secret_expires_at FROM gc_satellites WHERE robot_name = \(bind: robot)"
-                ).first()
-            })
-        else { return nil }
+        let row = try await database.withDatabase({ db in
+            try await db.raw(
+                "SELECT name, secret_hash, secret_expires_at FROM gc_satellites WHERE robot_name = \(bind: robot)"
+            ).first()
+        })
+        return try Self.verify(row, secret: secret)
+    }
+
+    /// A credential's rate-limit count for this minute and its satellite, in one round trip
+    /// (the hot path: every heartbeat starts here). PostgreSQL does both in one statement;
+    /// SQLite, in-process, in two.
+    public func countAndAuthenticate(bucket: String, robot: String, secret: String) async throws
+        -> (count: Int64, satellite: (name: String, expiresAt: Int64)?)
+    {
+        let window = Self.now() / 60
+        guard database.isPostgres else {
+            let count = try await countRequest(bucket: bucket, window: window)
+            return (count, try await authenticateSatellite(robot: robot, secret: secret))
+        }
+        let row = try await database.withDatabase { db in
+            try await db.raw(
+                """
+                WITH r AS (
+                  INSERT INTO gc_rate (bucket, window_start, count) VALUES (\(bind: bucket), \(bind: window), 1)
+                  ON CONFLICT (bucket) DO UPDATE SET
+                    count = CASE WHEN gc_rate.window_start = excluded.window_start THEN gc_rate.count + 1 ELSE 1 END,
+                    window_start = excluded.window_start
+                  RETURNING count)
+                SELECT r.count, s.name, s.secret_hash, s.secret_expires_at
+                FROM r LEFT JOIN gc_satellites s ON s.robot_name = \(bind: robot)
+                """
+            ).first()
+        }
+        guard let row else { return (0, nil) }
+        let count = try row.decode(column: "count", as: Int64.self)
+        guard try row.decode(column: "name", as: String?.self) != nil else { return (count, nil) }
+        return (count, try Self.verify(row, secret: secret))
+    }
+
+    /// Counts one request in `bucket`'s fixed one-minute window; returns the count so far.
+    public func countRequest(bucket: String, window: Int64? = nil) async throws -> Int64 {
+        let window = window ?? Self.now() / 60
+        return try await database.withDatabase { db in
+            try await db.raw(
+                """
+                INSERT INTO gc_rate (bucket, window_start, count) VALUES (\(bind: bucket), \(bind: window), 1)
+                ON CONFLICT (bucket) DO UPDATE SET
+                  count = CASE WHEN gc_rate.window_start = excluded.window_start THEN gc_rate.count + 1 ELSE 1 END,
+                  window_start = excluded.window_start
+                RETURNING count
+                """
+            ).first()?.decode(column: "count", as: Int64.self) ?? 0
+        }
+    }
+
+    static func verify(_ row: (any SQLRow)?, secret: String) throws -> (name: String, expiresAt: Int64)? {
+        guard let row else { return nil }
         let expected = try row.decode(column: "secret_hash", as: String.self)
         let expires = try row.decode(column: "secret_expires_at", as: Int64.self)
-        guard expires > now,
+        guard expires > now(),
             Secrets.constantTimeEqual(Array(Secrets.sha256Hex(secret).utf8), Array(expected.utf8))
         else { return nil }
         return (try row.decode(column: "name", as: String.self), expires)
@@ -256,31 +325,73 @@ public struct FleetRepository: Sendable {
     public func recordHeartbeat(satellite: String, _ report: Heartbeat) async throws {
         let now = Self.nowMilliseconds()
         let images = String(decoding: try JSONCoder.encode(report.cachedImages), as: UTF8.self)
+        let imagesDigest = Secrets.sha256Hex(images)
         let memory = Int64(clamping: report.memoryUsedBytes)
         let storage = Int64(clamping: report.storageUsedBytes)
         let cpu = report.cpuPercent.isFinite ? report.cpuPercent : 0
         let keep = Self.heartbeatsKept - 1
+        let insertImages: SQLQueryString = """
+            INSERT INTO gc_image_sets (digest, images) VALUES (\(bind: imagesDigest), \(bind: images))
+            ON CONFLICT (digest) DO NOTHING
+            """
+        let insertHeartbeat: SQLQueryString = """
+            INSERT INTO gc_heartbeats (satellite_name, received_at_ms, activity, state_report_interval,
+              latest_state_digest, latest_config_digest, memory_used_bytes, storage_used_bytes, cpu_percent,
+              request_created_time, last_sync_duration_ms, image_count, cached_images, images_digest)
+            VALUES (\(bind: satellite), \(bind: now), \(bind: report.activity), \(bind: report.stateReportInterval),
+              \(bind: report.latestStateDigest), \(bind: report.latestConfigDigest), \(bind: memory), \(bind: storage),
+              \(bind: cpu), \(bind: report.requestCreatedTime), \(bind: report.lastSyncDurationMs),
+              \(bind: Int64(report.imageCount)), '', \(bind: imagesDigest))
+            ON CONFLICT (satellite_name, received_at_ms) DO NOTHING
+            """
+        let markSeen: SQLQueryString = "UPDATE gc_satellites SET last_seen = \(bind: now / 1000) WHERE name = \(bind: satellite)"
+        /// Deletes this satellite's heartbeats older than its newest `offset` + 1.
+        func trim(offset: Int) -> SQLQueryString {
+            """
+            DELETE FROM gc_heartbeats WHERE satellite_name = \(bind: satellite) AND received_at_ms <
+              (SELECT received_at_ms FROM gc_heartbeats WHERE satellite_name = \(bind: satellite)
+               ORDER BY received_at_ms DESC LIMIT 1 OFFSET \(unsafeRaw: String(offset)))
+            """
+        }
+        let trimInStatement = trim(offset: keep - 1)
+        let trimAfterInsert = trim(offset: keep)
+        if database.isPostgres {
+            // One statement, one round trip: the heartbeat, last_seen and retention. The
+            // DELETE sees the table as it was before this statement (the new row is not
+            // among them), so it keeps the newest `keep` older rows: `keep` + 1 in all.
+            try await database.withDatabase { db in
+                try await db.raw(
+                    "WITH img AS (\(insertImages)), ins AS (\(insertHeartbeat) RETURNING 1), seen AS (\(markSeen) RETURNING 1) \(trimInStatement)"
+                ).run()
+            }
+        } else {
+            try await database.transaction { db in
+                for statement in [insertImages, insertHeartbeat, markSeen, trimAfterInsert] { try await db.raw(statement).run() }
+            }
+        }
+        try await sweepImageSetsSometimes()
+    }
+
+    /// One heartbeat in this many also drops the image lists no kept heartbeat names.
+    static let imageSetSweepOdds: UInt32 = 5_000
+
+    func sweepImageSetsSometimes() async throws {
+        guard UInt32.random(in: 0..<Self.imageSetSweepOdds) == 0 else { return }
+        try await sweepImageSets()
+    }
+
+    /// Deletes the image lists no heartbeat names. On PostgreSQL the table lock waits for
+    /// heartbeats that inserted (or found) a list and are not committed yet, and holds new
+    /// ones back until the sweep is done (milliseconds), so a list is never deleted under
+    /// a heartbeat that is about to name it.
+    public func sweepImageSets() async throws {
+        let postgres = database.isPostgres
         try await database.transaction { db in
+            if postgres { try await db.raw("LOCK TABLE gc_image_sets IN SHARE ROW EXCLUSIVE MODE").run() }
             try await db.raw(
                 """
-                INSERT INTO gc_heartbeats (satellite_name, received_at_ms, activity, state_report_interval,
-                  latest_state_digest, latest_config_digest, memory_used_bytes, storage_used_bytes, cpu_percent,
-                  request_created_time, last_sync_duration_ms, image_count, cached_images)
-                VALUES (\(bind: satellite), \(bind: now), \(bind: report.activity), \(bind: report.stateReportInterval),
-                  \(bind: report.latestStateDigest), \(bind: report.latestConfigDigest), \(bind: memory), \(bind: storage),
-                  \(bind: cpu), \(bind: report.requestCreatedTime), \(bind: report.lastSyncDurationMs),
-                  \(bind: Int64(report.imageCount)), \(bind: images))
-                ON CONFLICT (satellite_name, received_at_ms) DO NOTHING
-                """
-            ).run()
-            try await db.raw(
-                "UPDATE gc_satellites SET last_seen = \(bind: now / 1000) WHERE name = \(bind: satellite)"
-            ).run()
-            try await db.raw(
-                """
-                DELETE FROM gc_heartbeats WHERE satellite_name = \(bind: satellite) AND received_at_ms <
-                  (SELECT received_at_ms FROM gc_heartbeats WHERE satellite_name = \(bind: satellite)
-                   ORDER BY received_at_ms DESC LIMIT 1 OFFSET \(unsafeRaw: String(keep)))
+                DELETE FROM gc_image_sets WHERE NOT EXISTS
+                  (SELECT 1 FROM gc_heartbeats h WHERE h.images_digest = gc_image_sets.digest)
                 """
             ).run()
         }
@@ -290,28 +401,55 @@ public struct FleetRepository: Sendable {
         let limit = Int64(max(1, min(limit, Self.heartbeatsKept)))
         return try await database.withDatabase { db in
             try await db.raw(
-                "SELECT * FROM gc_heartbeats WHERE satellite_name = \(bind: satellite) ORDER BY received_at_ms DESC LIMIT \(bind: limit)"
-            ).all().map { row in
-                let images = try JSONCoder.decode(
-                    [CachedImage].self, from: Array(try row.decode(column: "cached_images", as: String.self).utf8))
-                let report = Heartbeat(
-                    name: satellite,
-                    activity: try row.decode(column: "activity", as: String.self),
-                    stateReportInterval: try row.decode(column: "state_report_interval", as: String.self),
-                    latestStateDigest: try row.decode(column: "latest_state_digest", as: String.self),
-                    latestConfigDigest: try row.decode(column: "latest_config_digest", as: String.self),
-                    memoryUsedBytes: UInt64(clamping: try row.decode(column: "memory_used_bytes", as: Int64.self)),
-                    storageUsedBytes: UInt64(clamping: try row.decode(column: "storage_used_bytes", as: Int64.self)),
-                    cpuPercent: try row.decode(column: "cpu_percent", as: Double.self),
-                    requestCreatedTime: try row.decode(column: "request_created_time", as: String.self),
-                    lastSyncDurationMs: try row.decode(column: "last_sync_duration_ms", as: Int64.self),
-                    imageCount: Int(try row.decode(column: "image_count", as: Int64.self)),
-                    cachedImages: images)
-                return HeartbeatView(
-                    receivedAt: Time.rfc3339(milliseconds: try row.decode(column: "received_at_ms", as: Int64.self)),
-                    report: report)
-            }
+                """
+                SELECT h.*, COALESCE(s.images, h.cached_images) AS images_json FROM gc_heartbeats h
+                LEFT JOIN gc_image_sets s ON s.digest = h.images_digest
+                WHERE h.satellite_name = \(bind: satellite) ORDER BY h.received_at_ms DESC LIMIT \(bind: limit)
+                """
+            ).all().map { try Self.heartbeatView($0, satellite: satellite) }
         }
+    }
+
+    /// The newest heartbeat of every satellite that has reported, in one query.
+    func latestHeartbeats() async throws -> [String: HeartbeatView] {
+        try await database.withDatabase { db in
+            var result: [String: HeartbeatView] = [:]
+            for row in try await db.raw(
+                """
+                SELECT h.*, COALESCE(s.images, h.cached_images) AS images_json FROM gc_heartbeats h JOIN
+                  (SELECT satellite_name, MAX(received_at_ms) AS newest FROM gc_heartbeats GROUP BY satellite_name) n
+                  ON h.satellite_name = n.satellite_name AND h.received_at_ms = n.newest
+                LEFT JOIN gc_image_sets s ON s.digest = h.images_digest
+                """
+            ).all() {
+                let name = try row.decode(column: "satellite_name", as: String.self)
+                result[name] = try Self.heartbeatView(row, satellite: name)
+            }
+            return result
+        }
+    }
+
+    static func heartbeatView(_ row: any SQLRow, satellite: String) throws -> HeartbeatView {
+        // The image list lives in gc_image_sets (by digest) or, for rows written before that
+        // table existed, inline; the queries hand either one over as images_json.
+        let json = try row.decode(column: "images_json", as: String.self)
+        let images = json.isEmpty ? [] : try JSONCoder.decode([CachedImage].self, from: Array(json.utf8))
+        let report = Heartbeat(
+            name: satellite,
+            activity: try row.decode(column: "activity", as: String.self),
+            stateReportInterval: try row.decode(column: "state_report_interval", as: String.self),
+            latestStateDigest: try row.decode(column: "latest_state_digest", as: String.self),
+            latestConfigDigest: try row.decode(column: "latest_config_digest", as: String.self),
+            memoryUsedBytes: UInt64(clamping: try row.decode(column: "memory_used_bytes", as: Int64.self)),
+            storageUsedBytes: UInt64(clamping: try row.decode(column: "storage_used_bytes", as: Int64.self)),
+            cpuPercent: try row.decode(column: "cpu_percent", as: Double.self),
+            requestCreatedTime: try row.decode(column: "request_created_time", as: String.self),
+            lastSyncDurationMs: try row.decode(column: "last_sync_duration_ms", as: Int64.self),
+            imageCount: Int(try row.decode(column: "image_count", as: Int64.self)),
+            cachedImages: images)
+        return HeartbeatView(
+            receivedAt: Time.rfc3339(milliseconds: try row.decode(column: "received_at_ms", as: Int64.self)),
+            report: report)
     }
 
     struct SatelliteRow: Sendable {
@@ -354,11 +492,23 @@ public struct FleetRepository: Sendable {
         }
     }
 
-    /// Every satellite with its state; for the list routes and a fleet page.
+    /// Every satellite with its state; for the list routes, /metrics and the fleet page.
+    /// Three queries whatever the fleet's size (satellites with memberships, groups, newest
+    /// heartbeats), not a few per satellite.
     public func listSatellites() async throws -> [SatelliteView] {
-        var views: [SatelliteView] = []
-        for row in try await satelliteRows() { views.append(try await status(of: row).view(row)) }
-        return views
+        let rows = try await satelliteRows()
+        let groups = try await database.withDatabase { db in
+            try await db.raw("SELECT name, registry, artifacts, created_at, updated_at FROM gc_groups").all().map {
+                try Self.groupRow($0)
+            }
+        }
+        let groupsByName = Dictionary(groups.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let latest = try await latestHeartbeats()
+        let now = Self.now()
+        return rows.map { row in
+            let desired = Self.desiredImages(row.groups.compactMap { groupsByName[$0] })
+            return status(of: row, desired: desired, last: latest[row.name], now: now).view(row)
+        }
     }
 
     public func satellite(_ name: String) async throws -> SatelliteView {
@@ -379,6 +529,7 @@ public struct FleetRepository: Sendable {
             let groups = try await db.raw(
                 "SELECT group_name FROM gc_memberships WHERE satellite_name = \(bind: name)"
             ).all().map { try $0.decode(column: "group_name", as: String.self) }
+            try await self.deleteRobot(db, satellite: name)
             for table in ["gc_heartbeats", "gc_ztr_tokens", "gc_memberships"] {
                 try await db.raw("DELETE FROM \(unsafeRaw: table) WHERE satellite_name = \(bind: name)").run()
             }
@@ -416,7 +567,10 @@ public struct FleetRepository: Sendable {
     func status(of row: SatelliteRow) async throws -> SatelliteStatusView {
         let desired = try await desiredImages(groups: row.groups)
         let last = try await heartbeats(satellite: row.name, limit: 1).first
-        let now = Self.now()
+        return status(of: row, desired: desired, last: last, now: Self.now())
+    }
+
+    func status(of row: SatelliteRow, desired: [String], last: HeartbeatView?, now: Int64) -> SatelliteStatusView {
         let reported = Set((last?.report.cachedImages ?? []).flatMap { Self.referenceForms($0.reference) })
         let desiredForms = desired.map { ($0, Self.referenceForms($0)) }
         let missing = desiredForms.filter { Set($0.1).isDisjoint(with: reported) }.map { $0.0 }
@@ -464,9 +618,16 @@ public struct FleetRepository: Sendable {
 
     /// `repository:tag` / `repository@digest` of every wanted image of these groups.
     func desiredImages(groups: [String]) async throws -> [String] {
-        var result: [String] = []
+        var rows: [GroupRow] = []
         for group in groups {
-            guard let g = try await groupRow(group) else { continue }
+            if let g = try await groupRow(group) { rows.append(g) }
+        }
+        return Self.desiredImages(rows)
+    }
+
+    static func desiredImages(_ groups: [GroupRow]) -> [String] {
+        var result: [String] = []
+        for g in groups {
             for artifact in g.artifacts where artifact.isWantedImage {
                 if !artifact.digest.isEmpty {
                     result.append("\(artifact.repository)@\(artifact.digest)")
@@ -539,9 +700,11 @@ public struct FleetRepository: Sendable {
                   updated_at = excluded.updated_at
                 """
             ).run()
-            return try await db.raw(
+            let members = try await db.raw(
                 "SELECT satellite_name FROM gc_memberships WHERE group_name = \(bind: name) ORDER BY satellite_name"
             ).all().map { try $0.decode(column: "satellite_name", as: String.self) }
+            try await self.rescopeRobots(db, satellites: members)
+            return members
         }
     }
 
@@ -586,6 +749,7 @@ public struct FleetRepository: Sendable {
             ).all().map { try $0.decode(column: "satellite_name", as: String.self) }
             try await db.raw("DELETE FROM gc_memberships WHERE group_name = \(bind: name)").run()
             try await db.raw("DELETE FROM gc_groups WHERE name = \(bind: name)").run()
+            try await self.rescopeRobots(db, satellites: members)
             return members
         }
     }
@@ -600,6 +764,7 @@ public struct FleetRepository: Sendable {
             try await db.raw(
                 "INSERT INTO gc_memberships (group_name, satellite_name) VALUES (\(bind: group), \(bind: satellite)) ON CONFLICT DO NOTHING"
             ).run()
+            try await self.rescopeRobots(db, satellites: [satellite])
         }
     }
 
@@ -613,6 +778,7 @@ public struct FleetRepository: Sendable {
             try await db.raw(
                 "DELETE FROM gc_memberships WHERE group_name = \(bind: group) AND satellite_name = \(bind: satellite)"
             ).run()
+            try await self.rescopeRobots(db, satellites: [satellite])
         }
     }
 

@@ -1,5 +1,6 @@
 import Fleet
-import Foundation
+import FoundationEssentials
+import OCICore
 import JSONCoding
 
 /// The JSON errors of the API: `{"message", "code"}` as Harbor Satellite's `AppError`.
@@ -157,16 +158,9 @@ public struct HeartbeatView: Codable, Sendable, Equatable {
 }
 
 enum Time {
-    static func rfc3339(_ seconds: Int64) -> String {
-        let formatter = ISO8601DateFormatter()
-        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
-    }
+    static func rfc3339(_ seconds: Int64) -> String { UTCTime.rfc3339(seconds) }
 
-    static func rfc3339(milliseconds: Int64) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(milliseconds) / 1000))
-    }
+    static func rfc3339(milliseconds: Int64) -> String { UTCTime.rfc3339(milliseconds: milliseconds) }
 }
 
 extension SatelliteStatusView {

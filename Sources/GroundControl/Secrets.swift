@@ -1,5 +1,6 @@
 import Crypto
-import Foundation
+import FoundationEssentials
+import OCICore
 import _CryptoExtras
 
 /// Random secrets, their stored hashes, and user passwords.
@@ -7,17 +8,17 @@ public enum Secrets {
     /// `count` random bytes as lower-case hex (Harbor Satellite's `GenerateRandomToken(32)`).
     public static func randomHex(_ count: Int = 32) -> String {
         var generator = SystemRandomNumberGenerator()
-        return (0..<count).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        return OCICore.Digest.hexString((0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) })
     }
 
     /// SHA-256 hex: how tokens, sessions and satellite secrets are stored. They are 256
     /// random bits, so a fast hash is enough; passwords people choose get PBKDF2.
     public static func sha256Hex(_ text: String) -> String {
-        SHA256.hash(data: Array(text.utf8)).map { String(format: "%02x", $0) }.joined()
+        OCICore.Digest.hexString(Array(SHA256.hash(data: Array(text.utf8))))
     }
 
     public static func sha256Hex(bytes: [UInt8]) -> String {
-        SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        OCICore.Digest.hexString(Array(SHA256.hash(data: bytes)))
     }
 
     /// PBKDF2-HMAC-SHA256 iterations (OWASP's 2023 figure for SHA-256).

@@ -1,14 +1,12 @@
 import Crypto
 import Fleet
-import Foundation
+import FoundationEssentials
+import OCICore
 import JSONCoding
 import Logging
 import SQLKit
 import Synchronization
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// Pushes group, satellite and config states to the central registry as Harbor Satellite's
 /// state artifacts (Fleet.StateArtifact: one tar.gz layer with `artifacts.json`), tagged
@@ -83,12 +81,10 @@ public final class StatePublisher: Sendable {
         }
         let stamp = Self.timestampTag()
         for tag in ["latest", stamp] {
-            var request = URLRequest(url: try url("/v2/\(name)/manifests/\(tag)"))
-            request.httpMethod = "PUT"
-            request.setValue(StateArtifact.manifestMediaType, forHTTPHeaderField: "Content-Type")
-            request.setValue(authorization, forHTTPHeaderField: "Authorization")
-            request.httpBody = Data(artifact.manifest)
-            try await send(request, expect: [201, 200])
+            try await send(
+                "PUT", try url("/v2/\(name)/manifests/\(tag)"),
+                headers: [("Content-Type", StateArtifact.manifestMediaType), ("Authorization", authorization)],
+                body: artifact.manifest, expect: [201, 200])
         }
         let now = FleetRepository.now()
         let digest = artifact.manifestDigest
@@ -103,13 +99,7 @@ public final class StatePublisher: Sendable {
         logger.info("state published", metadata: ["repository": "\(name)", "digest": "\(digest)"])
     }
 
-    static func timestampTag() -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        return formatter.string(from: Date())
-    }
+    static func timestampTag() -> String { UTCTime.compact(MonotonicClock.wallNow() / 1_000_000_000) }
 
     func authorization(repository name: String) throws -> String {
         if config.registry.kind == "distribution", let tokenIssuer {
@@ -118,56 +108,43 @@ public final class StatePublisher: Sendable {
                 access: [.init(type: "repository", name: name, actions: ["pull", "push"])])
             return "Bearer \(token)"
         }
-        var password = ""
-        if let file = config.registry.passwordFile, let data = FileManager.default.contents(atPath: file) {
-            password = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        return "Basic " + Data("\(config.registry.username):\(password)".utf8).base64EncodedString()
+        return "Basic " + Data("\(config.registry.username):\(config.registryPassword)".utf8).base64EncodedString()
     }
 
-    func url(_ path: String) throws -> URL {
+    /// The registry's URL for `path` (`https://` when the configured URL names no scheme).
+    func url(_ path: String) throws -> String {
         var base = config.registry.url
         if !base.hasPrefix("http://") && !base.hasPrefix("https://") { base = "https://" + base }
         while base.hasSuffix("/") { base.removeLast() }
-        guard let url = URL(string: base + path) else { throw ConfigError("bad registry URL \(base + path)") }
-        return url
+        return base + path
     }
 
     func putBlob(repository name: String, digest: String, bytes: [UInt8], authorization: String) async throws {
-        var head = URLRequest(url: try url("/v2/\(name)/blobs/\(digest)"))
-        head.httpMethod = "HEAD"
-        head.setValue(authorization, forHTTPHeaderField: "Authorization")
-        if (try? await send(head, expect: [200])) != nil { return }
-        var start = URLRequest(url: try url("/v2/\(name)/blobs/uploads/"))
-        start.httpMethod = "POST"
-        start.setValue(authorization, forHTTPHeaderField: "Authorization")
-        let response = try await send(start, expect: [202])
-        guard let location = response.value(forHTTPHeaderField: "Location") else {
+        let auth = [("Authorization", authorization)]
+        if (try? await send("HEAD", try url("/v2/\(name)/blobs/\(digest)"), headers: auth, expect: [200])) != nil { return }
+        let started = try await send("POST", try url("/v2/\(name)/blobs/uploads/"), headers: auth, expect: [202])
+        guard let location = started.header("Location") else {
             throw PublishError("the registry gave no upload location")
         }
-        let absolute = location.hasPrefix("http") ? location : try url(location).absoluteString
+        let absolute = location.hasPrefix("http") ? location : try url(location)
         let separator = absolute.contains("?") ? "&" : "?"
-        guard let target = URL(string: absolute + separator + "digest=" + digest) else {
-            throw PublishError("bad upload location \(location)")
-        }
-        var put = URLRequest(url: target)
-        put.httpMethod = "PUT"
-        put.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
-        put.setValue(authorization, forHTTPHeaderField: "Authorization")
-        put.httpBody = Data(bytes)
-        try await send(put, expect: [201])
+        try await send(
+            "PUT", absolute + separator + "digest=" + digest,
+            headers: auth + [("Content-Type", "application/octet-stream")], body: bytes, expect: [201])
     }
 
     @discardableResult
-    func send(_ request: URLRequest, expect: Set<Int>) async throws -> HTTPURLResponse {
-        let (data, response) = try await URLSession.shared.data(for: request)
-        guard let http = response as? HTTPURLResponse else { throw PublishError("no HTTP response") }
-        guard expect.contains(http.statusCode) else {
-            throw PublishError(
-                "\(request.httpMethod ?? "") \(request.url?.path ?? ""): \(http.statusCode) \(String(decoding: data.prefix(300), as: UTF8.self))"
-            )
+    func send(_ method: String, _ url: String, headers: [(String, String)], body: [UInt8]? = nil, expect: Set<Int>) async throws
+        -> OutboundHTTP.Answer
+    {
+        let answer: OutboundHTTP.Answer
+        do { answer = try await OutboundHTTP.send(method, url, headers: headers, body: body, limit: 1 << 20) } catch {
+            throw PublishError("\(method) \(url): \(error)")
         }
-        return http
+        guard expect.contains(answer.status) else {
+            throw PublishError("\(method) \(url): \(answer.status) \(answer.bodyPrefix())")
+        }
+        return answer
     }
 }
 

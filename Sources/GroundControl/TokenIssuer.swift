@@ -1,6 +1,7 @@
 import Crypto
 import Fleet
-import Foundation
+import FoundationEssentials
+import OCICore
 import Hummingbird
 import JSONCoding
 import SwiftASN1
@@ -43,24 +44,15 @@ public struct TokenIssuer: Sendable {
                 Critical(KeyUsage(digitalSignature: true, keyCertSign: true))
             },
             issuerPrivateKey: .init(key))
-        for path in [keyFile, certFile] {
-            let directory = (path as NSString).deletingLastPathComponent
-            if !directory.isEmpty { try fm.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-        }
         try writeAtomically(key.pemRepresentation, to: keyFile, mode: 0o600)
         try writeAtomically(try certificate.serializeAsPEM().pemString + "\n", to: certFile, mode: 0o644)
         return TokenIssuer(
             key: key, certificateDER: try certificate.serializeAsPEM().derBytes, service: service, issuer: issuer)
     }
 
-    static func writeAtomically(_ text: String, to path: String, mode: Int) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
-        else { throw ConfigError("cannot write \(temporary)") }
-        guard rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw ConfigError("cannot rename \(temporary) to \(path)")
-        }
+    /// Writes `text` to `path` atomically with `mode` (its directory created when missing).
+    static func writeAtomically(_ text: String, to path: String, mode: UInt32) throws {
+        try PosixFile.writeAtomically(path.contains("/") ? path : "./" + path, Array(text.utf8), durable: true, mode: mode)
     }
 
     public struct Access: Codable, Sendable, Equatable {
@@ -87,8 +79,7 @@ public struct TokenIssuer: Sendable {
     }
 
     static func base64URL(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        String(Base64.encode(bytes).compactMap { c -> Character? in c == "+" ? "-" : c == "/" ? "_" : c == "=" ? nil : c })
     }
 
     /// `GET /auth/token?service=…&scope=repository:NAME:pull,push`, Basic auth.

@@ -42,7 +42,7 @@ extension RuntimeConfig {
             text += """
 
                 [[registry.mirror]]
-                location = \(Self.tomlString(mirror))
+                location = \(Self.tomlString(registry.pathPrefix ? "\(mirror)/\(registry.host)" : mirror))
 
                 """
             if mirrorIsPlainHTTP { text += "insecure = true\n" }

@@ -24,12 +24,16 @@ public struct RuntimeConfig: Sendable {
         public var caFile: String?
         /// Plain HTTP, or TLS without verification (`upstream.insecure`).
         public var insecure: Bool = false
+        /// A `proxy.mirrors` registry: clients that cannot send containerd's `?ns=` (podman,
+        /// CRI-O) reach it under the path prefix `/v2/<host>/…` of satellite-lite.
+        public var pathPrefix: Bool = false
 
-        public init(host: String, server: String, caFile: String? = nil, insecure: Bool = false) {
+        public init(host: String, server: String, caFile: String? = nil, insecure: Bool = false, pathPrefix: Bool = false) {
             self.host = host
             self.server = server
             self.caFile = caFile
             self.insecure = insecure
+            self.pathPrefix = pathPrefix
         }
 
         public var isDockerHub: Bool { host == "docker.io" }
@@ -88,12 +92,26 @@ public struct RuntimeConfig: Sendable {
     ///
     /// Throws ``Error`` when the config has no `upstream.url`.
     public init(config: ConfigFile, extraHosts: [String] = [], root: String = "/") throws {
-        guard let upstream = config.upstream, let url = UpstreamURL(upstream.url) else {
+        var registries: [Registry] = []
+        if let upstream = config.upstream, let url = UpstreamURL(upstream.url) {
+            registries.append(Registry(upstream: url, caFile: upstream.caFile, insecure: upstream.insecure))
+        }
+        if config.proxy.enabled {
+            // Each proxy mirror: pulls of that registry go through satellite-lite, which fetches
+            // misses from the mirror's url and stores them under <registry>/<repository>.
+            for mirror in config.proxy.mirrors {
+                let entry = Registry(
+                    host: mirror.registry, server: mirror.url, caFile: mirror.caFile,
+                    insecure: mirror.insecure || mirror.url.lowercased().hasPrefix("http://"), pathPrefix: true)
+                registries.removeAll { $0.host == entry.host }
+                registries.append(entry)
+            }
+        }
+        guard !registries.isEmpty else {
             throw Error(
-                "the config has no upstream.url, so there is no registry to point at satellite-lite; add e.g. "
+                "the config has no upstream.url (nor proxy.mirrors), so there is no registry to point at satellite-lite; add e.g. "
                     + "\"upstream\": { \"url\": \"https://harbor.example.com\" }")
         }
-        var registries = [Registry(upstream: url, caFile: upstream.caFile, insecure: upstream.insecure)]
         for host in extraHosts {
             let lower = host.lowercased()
             let registry =

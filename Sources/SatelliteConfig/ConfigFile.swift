@@ -15,6 +15,9 @@ public struct ConfigFile: Sendable, Equatable {
     public var sync = Sync()
     public var hooks: [Hook] = []
     public var trust = Trust()
+    public var proxy = Proxy()
+    /// Air-gap bundles (ConfigFile+Bundles.swift).
+    public var bundles = Bundles()
 
     public struct Storage: Sendable, Equatable {
         public var path: String = "./satellite-data"
@@ -133,6 +136,7 @@ public struct ConfigFile: Sendable, Equatable {
         case syncFailed = "sync-failed"
         case gcCompleted = "gc-completed"
         case trustRejected = "trust-rejected"
+        case bundleImported = "bundle-imported"
     }
 
     public init() {}
@@ -271,6 +275,11 @@ extension ConfigFile {
             }
             try reader.finish()
         }
+        if var reader = try root.object("proxy") {
+            proxy = try Self.readProxy(&reader)
+            try reader.finish()
+        }
+        try readBundles(&root)
         if var reader = try root.object("groundControl") {
             groundControl = try GroundControl(reader: &reader)
             try reader.finish()
@@ -344,6 +353,7 @@ extension ConfigFile {
             }
         }
         try root.finish()
+        try validateProxy()
         if upstream == nil, !state.images.isEmpty || state.artifact != nil || state.file != nil {
             throw ConfigError(path: "upstream", message: "a desired state is set but no upstream to sync it from")
         }

@@ -15,6 +15,8 @@ public struct HardwareProfile: Sendable, Equatable {
     public var sync: Sync
     public var gc: GC
     public var hooks: Hooks
+    /// Optional in a profile file: the defaults suit every board.
+    public var proxy = Proxy()
 
     /// What `"profile": "auto"` looks for on the running machine.
     public struct Detect: Sendable, Equatable {
@@ -91,6 +93,13 @@ public struct HardwareProfile: Sendable, Equatable {
         public var lowWatermark: Double
         /// An unreferenced blob untouched for less than this is kept (nanoseconds).
         public var gracePeriod: Int64
+    }
+
+    /// The pull-through proxy's behaviour.
+    public struct Proxy: Sendable, Equatable {
+        /// A proxied transfer nobody waits for any more keeps going (the next pull is then
+        /// local) rather than stopping to spare the WAN.
+        public var continueUnwatched: Bool = true
     }
 
     public struct Hooks: Sendable, Equatable {
@@ -202,6 +211,11 @@ extension HardwareProfile {
         var hooksReader = try require(root.object("hooks"), root, "hooks")
         hooks = Hooks(timeout: try require(hooksReader.duration("timeout"), hooksReader, "timeout"))
         try hooksReader.finish()
+
+        if var proxyReader = try root.object("proxy") {
+            proxy.continueUnwatched = try proxyReader.bool("continueUnwatched") ?? true
+            try proxyReader.finish()
+        }
 
         try root.finish()
     }

@@ -272,7 +272,7 @@ public final class SyncEngine: Sendable {
     }
 
     /// Resolves one image: its manifest, the profile's platform of an index, and its blobs.
-    private func resolve(_ image: ImageReference, deadline: Int64) async throws -> ImagePlan {
+    func resolve(_ image: ImageReference, deadline: Int64) async throws -> ImagePlan {
         let repository = image.repository
         let top: ImagePublisher.ManifestContent
         if let local = try await unchangedLocalManifest(image, deadline: deadline) {

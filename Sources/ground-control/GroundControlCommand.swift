@@ -1,14 +1,12 @@
 import ArgumentParser
 import Fleet
-import Foundation
+import FoundationEssentials
 import GroundControl
 import Hummingbird
+import HummingbirdCore
 import JSONCoding
 import Logging
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 @main
 struct GroundControlCommand: AsyncParsableCommand {
@@ -28,7 +26,11 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "ground-control")
         logger.logLevel = .info
         let settings: GroundControlConfig
-        do { settings = try GroundControlConfig.load(path: config) } catch {
+        let server: HTTPServerBuilder
+        do {
+            settings = try GroundControlConfig.load(path: config)
+            server = try settings.serverBuilder()
+        } catch {
             throw ValidationError("\(error)")
         }
         let database = try await FleetDatabase.open(url: settings.database, logger: logger)
@@ -46,7 +48,8 @@ struct Serve: AsyncParsableCommand {
             }
             let publisher = StatePublisher(repository: repository, config: settings, tokenIssuer: issuer, logger: logger)
             let app = buildApplication(
-                config: settings, repository: repository, publisher: publisher, tokenIssuer: issuer, logger: logger)
+                config: settings, repository: repository, publisher: publisher, tokenIssuer: issuer, logger: logger,
+                server: server)
             try await app.runService()
         } catch {
             await database.shutdown()
@@ -65,22 +68,17 @@ struct APIOptions: ParsableArguments {
         ?? ProcessInfo.processInfo.environment["GC_ADMIN_PASSWORD"] ?? ""
 
     func call(_ method: String, _ path: String, body: JSON? = nil) async throws -> JSON {
-        guard let target = URL(string: url.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + path) else {
-            throw ValidationError("bad --url \(url)")
+        var base = Substring(url)
+        while base.hasSuffix("/") { base.removeLast() }
+        var headers = [("Authorization", "Basic " + Base64.encode(Array("\(user):\(password)".utf8)))]
+        if body != nil { headers.append(("Content-Type", "application/json")) }
+        let answer: OutboundHTTP.Answer
+        do { answer = try await OutboundHTTP.send(method, base + path, headers: headers, body: body?.serialized()) } catch {
+            throw CLIError("cannot reach ground-control at \(url): \(error)")
         }
-        var request = URLRequest(url: target)
-        request.httpMethod = method
-        request.setValue("Basic " + Data("\(user):\(password)".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
-        if let body {
-            request.httpBody = Data(body.serialized())
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        let (data, response): (Data, URLResponse)
-        do { (data, response) = try await URLSession.shared.data(for: request) } catch {
-            throw CLIError("cannot reach ground-control at \(url): \(error.localizedDescription)")
-        }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        let tree = data.isEmpty ? JSON.null : ((try? JSON.parse(Array(data))) ?? .string(String(decoding: data, as: UTF8.self)))
+        let status = answer.status
+        let data = answer.body
+        let tree = data.isEmpty ? JSON.null : ((try? JSON.parse(data)) ?? .string(String(decoding: data, as: UTF8.self)))
         guard (200..<300).contains(status) else {
             if case .string(let message)? = tree["message"] { throw CLIError("\(status): \(message)") }
             throw CLIError("\(method) \(path): HTTP \(status)")
@@ -172,10 +170,14 @@ struct Status: AsyncParsableCommand {
             return
         }
         guard case .array(let satellites) = answer else { throw CLIError("unexpected answer") }
-        print("NAME".padding(toLength: 24, withPad: " ", startingAt: 0) + "STATE".padding(toLength: 12, withPad: " ", startingAt: 0) + "LAST SEEN")
+        /// `text` cut or padded with spaces to `width` characters.
+        func column(_ text: String, _ width: Int) -> String {
+            text.count >= width ? String(text.prefix(width)) : text + String(repeating: " ", count: width - text.count)
+        }
+        print(column("NAME", 24) + column("STATE", 12) + "LAST SEEN")
         for s in satellites {
             func field(_ k: String) -> String { if case .string(let v)? = s[k] { return v } else { return "-" } }
-            print(field("name").padding(toLength: 24, withPad: " ", startingAt: 0) + field("state").padding(toLength: 12, withPad: " ", startingAt: 0) + field("last_seen"))
+            print(column(field("name"), 24) + column(field("state"), 12) + field("last_seen"))
         }
     }
 }

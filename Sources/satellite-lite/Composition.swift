@@ -72,7 +72,7 @@ extension Settings {
                 baseURL: url.base, username: upstream.username, password: try upstreamPassword(), caFile: upstream.caFile,
                 insecure: upstream.insecure, connectTimeout: profile.sync.connectTimeout, stallTimeout: profile.sync.stallTimeout,
                 bufferSize: profile.io.bufferSize, threads: syncConcurrency + 2),
-            limiter: BandwidthLimiter(bytesPerSecond: bandwidth))
+            limiter: BandwidthLimiter.shared(bytesPerSecond: bandwidth))
         return client
     }
 

@@ -57,6 +57,7 @@ final class HookBridge: SyncEventSink {
             case .syncFailed: .syncFailed
             case .gcCompleted: .gcCompleted
             case .trustRejected: .trustRejected
+            case .bundleImported: .bundleImported
             }
         return HookEvent(
             kind: kind, repository: event.repository, tag: event.tag, digest: event.digest,

@@ -13,7 +13,7 @@ extension Settings {
     ///
     /// Throws a one-line ``CLIError`` when the htpasswd file cannot be read or holds an
     /// unsupported entry.
-    func makeRegistryAPI(store: BlobStore) throws -> RegistryAPI {
+    func makeRegistryAPI(store: BlobStore, pullThrough: (any PullThrough)? = nil) throws -> RegistryAPI {
         var users: Htpasswd?
         if config.registry.push == .authenticated, let path = config.registry.users {
             do {
@@ -25,7 +25,7 @@ extension Settings {
         let protected = ProtectedTags(store: store)
         protected.replace(with: desiredTags)
         return RegistryAPI(
-            store: store, authorizer: PushAuthorizer(mode: PushAuthorizer.Mode(rawValue: config.registry.push.rawValue) ?? .loopback, users: users), protectedTags: protected)
+            store: store, authorizer: PushAuthorizer(mode: PushAuthorizer.Mode(rawValue: config.registry.push.rawValue) ?? .loopback, users: users), protectedTags: protected, pullThrough: pullThrough)
     }
 
     /// SIGHUP for the listener: re-reads the config file, then the `registry.tls` pair and

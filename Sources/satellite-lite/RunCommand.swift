@@ -31,7 +31,8 @@ struct RunCommand: ConfigOnlyCommand {
             "configuration",
             metadata: ["config": "\(settings.source)", "profile": "\(settings.profile.name)", "profileReason": "\(settings.profileReason)"])
         let store = try BlobStore(configuration: settings.storeConfiguration)
-        let server = RegistryServer(configuration: try settings.makeRegistryConfiguration(), api: try settings.makeRegistryAPI(store: store), logger: logger)
+        let proxy = try settings.makePullThrough(store: store, logger: logger)
+        let server = RegistryServer(configuration: try settings.makeRegistryConfiguration(), api: try settings.makeRegistryAPI(store: store, pullThrough: proxy), logger: logger)
         do {
             try await server.start()
         } catch {
@@ -46,7 +47,9 @@ struct RunCommand: ConfigOnlyCommand {
         let metrics = RunMetrics(settings: settings, store: store, hooks: hooks)
         server.api.metrics.addProvider { metrics.render() }
         if let fleet { server.api.metrics.addProvider { fleet.metricsText() } }
+        if let proxy { server.api.metrics.addProvider { proxy.metricsText() } }
         var heartbeats: Task<Void, Never>?
+        let bundleWatch = try settings.startBundleWatch(store: store, hooks: hooks, logger: logger)
         let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)", logger: logger) {
             await server.isResponsive(timeout: .nanoseconds($0))
         }
@@ -66,6 +69,35 @@ struct RunCommand: ConfigOnlyCommand {
         defer { watcher.cancel() }
 
         while !control.stopRequested {
+            // At the top, so a SIGHUP also reaches a satellite still onboarding (a fixed
+            // groundControl.caFile lets it through).
+            if control.takeReload() {
+                do {
+                    let reloaded = try Settings.load(configPath: options.config)
+                    if reloaded.config.registry.listen != settings.config.registry.listen
+                        || reloaded.config.storage.path != settings.config.storage.path
+                    {
+                        logger.warning("registry.listen and storage.path changes take effect after a restart")
+                    }
+                    if let fleet {
+                        if let groundControl = reloaded.config.groundControl {
+                            for line in fleet.reload(groundControl) where line.hasPrefix("not applied") {
+                                logger.warning("\(line)")
+                            }
+                        } else {
+                            logger.warning("groundControl removed from the config: the fleet link stays until a restart")
+                        }
+                    } else if reloaded.config.groundControl != nil {
+                        logger.warning("groundControl added to the config: the fleet link starts after a restart")
+                    }
+                    local = reloaded.localDocument()
+                    settings = reloaded.withFleet(fleet, local: local).settings
+                    hooks?.update(settings: settings)
+                    logger.info("configuration reloaded", metadata: ["config": "\(settings.source)"])
+                } catch {
+                    logger.error("configuration reload failed; keeping the previous one", metadata: ["error": "\(error)"])
+                }
+            }
             if let fleet {
                 // Onboarding never holds up serving: it runs here, between passes, and a stop
                 // request ends it within its slice.
@@ -137,27 +169,13 @@ struct RunCommand: ConfigOnlyCommand {
             store.access.flush()
             await collectIfNeeded(settings: settings, store: store, hooks: hooks, logger: logger, metrics: metrics)
             await control.sleep(nanoseconds: settings.config.state.interval)
-            if control.takeReload() {
-                do {
-                    let reloaded = try Settings.load(configPath: options.config)
-                    if reloaded.config.registry.listen != settings.config.registry.listen
-                        || reloaded.config.storage.path != settings.config.storage.path
-                    {
-                        logger.warning("registry.listen and storage.path changes take effect after a restart")
-                    }
-                    local = reloaded.localDocument()
-                    settings = reloaded.withFleet(fleet, local: local).settings
-                    hooks?.update(settings: settings)
-                    logger.info("configuration reloaded", metadata: ["config": "\(settings.source)"])
-                } catch {
-                    logger.error("configuration reload failed; keeping the previous one", metadata: ["error": "\(error)"])
-                }
-            }
         }
         SystemdNotifier.send("STOPPING=1")
         watchdog?.cancel()
         heartbeats?.cancel()
         await heartbeats?.value
+        bundleWatch?.cancel()
+        await bundleWatch?.value
         await fleet?.shutdown()
         await hooks?.stop()
         await server.shutdown()

@@ -17,6 +17,7 @@ enum SatelliteLite {
                 .command(RunCommand.self), .command(Serve.self), .command(SyncCommand.self), .command(StatusCommand.self),
                 .group(ConfigCommand.self), .command(Profiles.self), .command(GCCommand.self), .command(VerifyCommand.self),
                 .group(HooksCommand.self), .command(RuntimeConfigCommand.self), .command(HashCommand.self),
+                .group(BundleCommand.self),
             ],
             version: version)
     }

@@ -5,6 +5,7 @@ import CommandParsing
 import ContentStore
 import OCICore
 import TinyRegistry
+import Sync
 
 #if canImport(Glibc)
 import Glibc
@@ -32,8 +33,10 @@ struct Serve: ConfigOnlyCommand {
             logger.info("no upstream configured: serving only; add \"upstream\" and \"state\" to the config to sync")
         }
         let store = try BlobStore(configuration: settings.storeConfiguration)
+        let proxy = try settings.makePullThrough(store: store, logger: logger)
         let server = RegistryServer(
-            configuration: try settings.makeRegistryConfiguration(), api: try settings.makeRegistryAPI(store: store), logger: logger)
+            configuration: try settings.makeRegistryConfiguration(), api: try settings.makeRegistryAPI(store: store, pullThrough: proxy), logger: logger)
+        if let proxy { server.api.metrics.addProvider { proxy.metricsText() } }
         do {
             try await server.start()
         } catch {

@@ -41,6 +41,11 @@ struct StatusCommand: ConfigAndJSONCommand {
         var syncRunning: Bool
         var hooks: [HookBridge.RunSummary]
         var fleet: FleetLinkReport?
+        /// The last bundle imported (bundles/applied.json) and the watch folder's last error.
+        var bundle: BundleRecord?
+        var bundleError: String?
+        /// Every blob the store holds: `bundle create --have` leaves them out.
+        var blobs: [String]
     }
 
     func run() throws {
@@ -69,7 +74,9 @@ struct StatusCommand: ConfigAndJSONCommand {
             transfers: running ? sync?.transfers ?? [] : [], lastSyncStarted: sync?.lastSyncStarted,
             lastSyncFinished: sync?.lastSyncFinished, lastSyncOK: sync?.lastSyncOK, lastSyncError: sync?.lastSyncError,
             syncRunning: running, hooks: HookBridge.recentRuns(store: store),
-            fleet: settings.config.groundControl.map { FleetLinkReport.read(storeRoot: store.root, groundControl: $0.url) })
+            fleet: settings.config.groundControl.map { FleetLinkReport.read(storeRoot: store.root, groundControl: $0.url) },
+            bundle: BundleRecord.read(store: store), bundleError: BundleWatcher.lastError(store: store),
+            blobs: ((try? store.allBlobs()) ?? []).map(\.description).sorted())
         if json {
             try printJSON(report)
             return
@@ -98,6 +105,10 @@ struct StatusCommand: ConfigAndJSONCommand {
             print("  hook \(run.event) #\(run.hook) \(run.image): \(run.result) in \(run.duration)")
         }
         if let fleet = report.fleet { printFleet(fleet) }
+        if let bundle = report.bundle {
+            print("bundle: \(bundle.sequence) applied \(Units.formatDuration((Int64(time(nil)) - bundle.appliedAt) * 1_000_000_000)) ago from \(bundle.file)")
+        }
+        if let error = report.bundleError { print("bundle watch: \(error)") }
     }
 
     func printFleet(_ fleet: FleetLinkReport) {

@@ -103,4 +103,16 @@ import TestSupport
             try EndToEnd.run("readme_walkthrough.sh", [TestEnvironment.binary])
         }
     }
+
+    /// Issue 15: signed, differential air-gap bundles from a docker-registry upstream to a
+    /// satellite without one; containerd and skopeo as the readers.
+    @Suite struct AirGap {
+        @Test func bundlesCreatedImportedRefusedDifferentialAndKilled() throws {
+            try EndToEnd.run("bundle_airgap.sh", [TestEnvironment.binary])
+        }
+
+        @Test func watchFolderImportsOnceAndReportsBadBundles() throws {
+            try EndToEnd.run("bundle_watch.sh", [TestEnvironment.binary])
+        }
+    }
 }

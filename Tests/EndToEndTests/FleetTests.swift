@@ -32,5 +32,19 @@ extension EndToEnd {
             try EndToEnd.run(
                 "fleet_ground_control.sh", [TestEnvironment.binary, EndToEnd.groundControlBinary], timeout: 600)
         }
+
+        /// SIGHUP reloads groundControl.caFile (onboarding completes without a restart) and
+        /// heartbeat; a url change of an onboarded satellite and a broken file are refused.
+        @Test func sighupReloadsGroundControlKeys() throws {
+            try #require(access(EndToEnd.groundControlBinary, X_OK) == 0, "no ground-control at \(EndToEnd.groundControlBinary)")
+            try EndToEnd.run("fleet_reload.sh", [TestEnvironment.binary, EndToEnd.groundControlBinary], timeout: 180)
+        }
+
+        /// ground-control's refresh_credentials: the satellite rotates its secret, the old one
+        /// is refused, it keeps pulling from docker-registry with the new one.
+        @Test func credentialRefreshAskedByGroundControl() throws {
+            try #require(access(EndToEnd.groundControlBinary, X_OK) == 0, "no ground-control at \(EndToEnd.groundControlBinary)")
+            try EndToEnd.run("fleet_refresh.sh", [TestEnvironment.binary, EndToEnd.groundControlBinary], timeout: 240)
+        }
     }
 }

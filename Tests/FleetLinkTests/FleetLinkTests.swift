@@ -238,4 +238,42 @@ import Musl
         let effective = link.effective(local: local, localConfig: try ConfigFile(json: local))
         #expect(effective.config.state.interval == 9_000_000_000)
     }
+
+    /// SIGHUP: heartbeat, caFile, insecure, remoteConfig/remoteHooks apply at once (a new
+    /// client for new TLS settings; a config refused under the old remoteHooks is judged
+    /// again); the URL of an onboarded satellite stays (its link belongs to that Ground Control).
+    @Test func reloadAppliesWhatItCanAndKeepsTheOnboardedURL() throws {
+        let store = temporaryStore()
+        let record = LinkRecord(
+            groundControl: "https://gc.example", name: "edge-01", state: "https://r.example/satellite/satellite-state/edge-01/state:latest",
+            registry: RegistryCredentials(url: "https://r.example", username: "u", password: "p"), onboardedAt: 1)
+        try FleetFiles.writePrivate(FleetFiles(storeRoot: store).link, try JSONCoder.encode(record))
+        let old = ConfigFile.GroundControl(url: "https://gc.example")
+        let link = try FleetLink(configuration: old, storeRoot: store, logger: Logger(label: "test"))
+        link.updateStatus { $0.refusedConfigDigest = "sha256:" + String(repeating: "c", count: 64) }
+        let client = link.client
+
+        var new = ConfigFile.GroundControl(url: "https://gc2.example")
+        new.heartbeat = 7_000_000_000
+        new.caFile = "/etc/gc-ca.pem"
+        new.remoteHooks = true
+        let lines = link.reload(new)
+
+        #expect(lines.contains("groundControl.heartbeat"))
+        #expect(lines.contains("groundControl.caFile"))
+        #expect(lines.contains("groundControl.remoteHooks"))
+        #expect(lines.contains { $0.hasPrefix("not applied: groundControl.url") })
+        #expect(link.configuration.url == "https://gc.example")
+        #expect(link.configuration.caFile == "/etc/gc-ca.pem")
+        #expect(link.configuration.remoteHooks)
+        #expect(link.state.withLock { $0.heartbeatInterval } == 7_000_000_000)
+        #expect(link.client !== client)
+        #expect(link.client.configuration.caFile == "/etc/gc-ca.pem")
+        #expect(link.client.configuration.url == "https://gc.example")
+        #expect(link.status.refusedConfigDigest.isEmpty)
+        // The same settings again change nothing and keep the client.
+        let current = link.client
+        #expect(link.reload(link.configuration).isEmpty)
+        #expect(link.client === current)
+    }
 }

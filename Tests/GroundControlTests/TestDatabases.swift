@@ -44,7 +44,7 @@ enum TestDatabases {
         var config = GroundControlConfig()
         // Nothing listens there: publishing fails fast and is counted, the API goes on.
         config.registry.url = "http://127.0.0.1:9"
-        config.registry.kind = "harbor"
+        config.registry.kind = "distribution"
         // Debug builds run BoringSSL unoptimised: 600,000 rounds per request would take seconds.
         config.passwordIterations = 1_000
         return config

@@ -137,14 +137,16 @@ import Musl
     }
 
     @Test func backgroundProcessHoldingThePipeDoesNotHoldTheHook() async {
-        // The shell exits at once; its background child keeps stdout open for 5 s.
+        // The shell exits at once; its background child keeps stdout open for 20 s. The hook
+        // must end with the shell, long before the child: the bound is loose on purpose (a
+        // loaded 2-core CI machine took 2.6 s once), the child's 20 s is what it must not wait.
         let start = MonotonicClock.now()
         let result = await HookProcess.run(
-            command: "(sleep 5; echo late) & echo early", environment: ["PATH=\(HookEvent.path)"],
-            options: options(timeout: 10))
+            command: "(sleep 20; echo late) & echo early", environment: ["PATH=\(HookEvent.path)"],
+            options: options(timeout: 30))
         #expect(result.outcome == .exited(0))
         #expect(result.output.text == "early\n")
-        #expect(MonotonicClock.now() - start < 2_000_000_000)
+        #expect(MonotonicClock.now() - start < 10_000_000_000)
     }
 
     @Test func outputTailKeepsTheLastBytes() {

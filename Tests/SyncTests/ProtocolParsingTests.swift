@@ -35,7 +35,7 @@ import OCICore
     @Test func base64AndPercentEncoding() {
         #expect(Base64.encode(Array("robot$edge-01:s3cr3t".utf8)) == "cm9ib3QkZWRnZS0wMTpzM2NyM3Q=")
         #expect(Base64.encode(Array("a".utf8)) == "YQ==")
-        #expect(percentEncode("repository:a/b:pull") == "repository%3Aa%2Fb%3Apull")
+        #expect(PercentEncoding.encode("repository:a/b:pull") == "repository%3Aa%2Fb%3Apull")
     }
 
     @Test func harborRepositoriesLoseTheirHost() {

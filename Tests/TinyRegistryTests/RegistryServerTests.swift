@@ -71,11 +71,13 @@ import Glibc
         try await harness.start()
         #expect(await harness.server.isResponsive(timeout: .seconds(5)))
 
-        harness.server.group.next().execute { usleep(1_500_000) }
+        // The loop is blocked for 3 s: an answer well before that (the check's timeout is
+        // 300 ms; 2.5 s leaves room for a loaded machine) shows the check did not wait for it.
+        harness.server.group.next().execute { usleep(3_000_000) }
         let start = ContinuousClock.now
         #expect(await !harness.server.isResponsive(timeout: .milliseconds(300)), "a blocked event loop fails the check")
-        #expect(ContinuousClock.now - start < .seconds(1), "within its timeout")
-        try await Task.sleep(for: .seconds(2))
+        #expect(ContinuousClock.now - start < .milliseconds(2500), "within its timeout, not when the loop is free")
+        try await Task.sleep(for: .seconds(3.5))
         #expect(await harness.server.isResponsive(timeout: .seconds(5)))
 
         // Both I/O threads busy: the pool's probe waits.

@@ -34,67 +34,16 @@ T=$E2E_TMP
 export E2E_CMD_TIMEOUT=${E2E_CMD_TIMEOUT:-60}
 ADMIN_PW="admin-$RANDOM-$RANDOM-pw"
 
-# ---------------------------------------------------------------- ground-control
-GC_PORT=$(free_port)
-GC_URL="http://127.0.0.1:$GC_PORT"
-REG_PORT=$(free_port)
-REG="127.0.0.1:$REG_PORT"
-mkdir -p "$T/gc"
-jq -n --arg listen "127.0.0.1:$GC_PORT" --arg db "sqlite://$T/gc/gc.sqlite" --arg reg "http://$REG" --arg data "$T/gc" \
-    '{listen:$listen, database:$db, dataDirectory:$data, heartbeatInterval:"2s",
-      registry:{url:$reg, kind:"distribution"}}' > "$T/gc/config.json"
-GC_PID=
-start_gc() {
-    GC_ADMIN_PASSWORD=$ADMIN_PW "$GC" serve --config "$T/gc/config.json" >>"$T/gc/gc.log" 2>&1 &
-    GC_PID=$!
-    WAIT_HTTP_PID=$GC_PID WAIT_HTTP_LOG="$T/gc/gc.log" wait_http "$GC_URL/ping" 60
-}
-stop_gc() { [[ -n "$GC_PID" ]] && kill_wait "$GC_PID"; GC_PID=; }
-on_exit 'stop_gc'
-start_gc
-[[ -s "$T/gc/token-signing.crt" ]] || fail "ground-control did not create its token certificate $T/gc/token-signing.crt"
+# ---------------------------------------------------------------- ground-control + central registry
+. "$(dirname "$0")/lib_fleet.sh"
+fleet_up
 
-# ---------------------------------------------------------------- central registry
-start_docker_registry "$T/reg" "auth:
-  token:
-    realm: $GC_URL/auth/token
-    service: central-registry
-    issuer: ground-control
-    rootcertbundle: $T/gc/token-signing.crt"
-[[ "$DOCKER_REGISTRY_ADDR" == "$REG" ]] || {
-    # start_docker_registry picks its own port; tell ground-control where it is.
-    REG=$DOCKER_REGISTRY_ADDR
-    stop_gc
-    jq --arg reg "http://$REG" '.registry.url=$reg' "$T/gc/config.json" > "$T/gc/c.json" && mv "$T/gc/c.json" "$T/gc/config.json"
-    start_gc
-}
-
-push() { # SRC REPO:TAG (admin pushes through ground-control's token endpoint)
-    local out
-    out=$(e2e_skopeo copy -q --all --preserve-digests --dest-tls-verify=false \
-        --dest-creds "admin:$ADMIN_PW" "$1" "docker://$REG/$2" 2>&1) \
-        || fail "push of $1 to $2 failed: $(tail -n 2 <<<"$out" | tr '\n' ' ')"
-}
-remote_digest() { # REPO:TAG
-    e2e_skopeo inspect --tls-verify=false --creds "admin:$ADMIN_PW" --raw "docker://$REG/$1" | sha256sum | sed 's/^/sha256:/; s/ .*//'
-}
 APP=$(python3 "$MKIMAGE" single --platform linux/amd64 "oci:$T/img/app:v1" --layers 2 --size 16384) || fail "mkimage failed"
 WEB=$(python3 "$MKIMAGE" single --platform linux/amd64 "oci:$T/img/web:v1" --layers 1 --size 16384) || fail "mkimage failed"
 push "oci:$T/img/app:v1" proj/app:v1
 push "oci:$T/img/web:v1" proj/web:v1
 
 # ---------------------------------------------------------------- the operator
-api() { # METHOD PATH [JSON]: admin call; prints the body; fails on a non-2xx status
-    local code
-    code=$(curl -s -o "$T/api.out" -w '%{http_code}' -u "admin:$ADMIN_PW" -X "$1" \
-        -H 'Content-Type: application/json' ${3:+--data "$3"} "$GC_URL$2") || true
-    [[ "$code" == 2* ]] || fail "$1 $2 answered ${code:-nothing}: $(head -c 300 "$T/api.out")"
-    cat "$T/api.out"
-}
-group_sync() { # ARTIFACT_JSON...
-    api POST /api/groups/sync "$(printf '%s\n' "$@" | jq -cs --arg reg "http://$REG" '{group:"site-a", registry:$reg, artifacts:.}')" >/dev/null
-}
-art() { jq -cn --arg r "$1" --arg t "$2" --arg d "$3" '{repository:$r, tag:[$t], digest:$d, type:"IMAGE", deleted:false}'; }
 group_sync "$(art proj/app v1 "$APP")"
 api POST /api/configs "$(jq -cn '{config_name:"edge-cfg",
     config:{app_config:{state_replication_interval:"@every 00h00m03s", heartbeat_interval:"@every 00h00m02s", log_level:"info"},

@@ -167,6 +167,17 @@ done
 grep -q '3/3 image(s) present' "$T/sync.out" || fail "round 1: summary is '$(grep '^sync:' "$T/sync.out")', expected 3/3 image(s) present"
 log "round 1 ok: $(grep '^sync:' "$T/sync.out")"
 
+# A group state artifact on its own is a desired state too (what one Ground Control group must
+# hold): `bundle create` for an air-gapped site of group g2 carries proj/app (arm64 only, the
+# profile's platform) and not the deleted proj/old.
+jq '.state.artifact = "satellite/group-state/g2/state:latest" | .storage.path = $s' --arg s "$T/bundle-store" \
+    "$T/config.json" > "$T/group-config.json"
+run_or_fail "bundle create from group g2's state" "$BIN" bundle create --config "$T/group-config.json" --output "$T/g2.bundle"
+"$BIN" bundle inspect --json "$T/g2.bundle" > "$T/g2.json" || fail "bundle inspect failed"
+[[ "$(jq -c '[.images[] | .repository + ":" + .tag + "@" + .digest]' "$T/g2.json")" == "[\"proj/app:v1@$APP\"]" ]] \
+    || fail "the bundle of group g2 holds $(jq -c '[.images[] | .repository + ":" + .tag]' "$T/g2.json"), expected proj/app:v1@$APP only"
+log "bundle create from a group state artifact: $(jq -c '[.images[] | .repository + ":" + .tag]' "$T/g2.json"), $(stat -c %s "$T/g2.bundle") bytes"
+
 # ---------------------------------------------------------------- round 2
 ROUND=2
 push_state satellite/group-state/g1/state "$(group g1 \

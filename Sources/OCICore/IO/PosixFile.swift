@@ -196,18 +196,19 @@ public enum PosixFile {
         }
     }
 
-    /// Replaces `path` with `bytes` atomically: a temp file in the same directory, fsync'ed
-    /// when `durable`, renamed over the target, and the directory fsync'ed.
-    public static func writeAtomically(_ path: String, _ bytes: [UInt8], durable: Bool) throws {
+    /// Replaces `path` with `bytes` atomically: a temp file in the same directory (created
+    /// with `mode`), fsync'ed when `durable`, renamed over the target, and the directory
+    /// fsync'ed.
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], durable: Bool, mode: mode_t = 0o644) throws {
         guard let slash = path.lastIndex(of: "/") else { throw PosixError("write", path: path, code: EINVAL) }
         let directory = String(path[..<slash])
         let temp = "\(directory)/.tmp-\(String(path[path.index(after: slash)...]).prefix(64))-\(randomToken())"
         let fd: Int32
         do {
-            fd = try open(temp, O_WRONLY | O_CREAT | O_EXCL)
+            fd = try open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
         } catch let error as PosixError where error.isNotFound {
             try makeDirectories(directory)
-            fd = try open(temp, O_WRONLY | O_CREAT | O_EXCL)
+            fd = try open(temp, O_WRONLY | O_CREAT | O_EXCL, mode: mode)
         }
         do {
             try bytes.withUnsafeBytes { try pwriteAll(fd, $0, at: 0, path: temp) }

@@ -71,26 +71,46 @@ extension DesiredStateSource {
         }
     }
 
-    /// Reads a satellite state artifact and every group state it names. An image wanted by
-    /// two groups stays while either wants it; `deleted` entries drop out; a digest pins.
+    /// Reads a satellite state artifact and every group state it names, or one group state
+    /// artifact itself (`satellite/group-state/<group>/state:latest`: what a whole Ground
+    /// Control group must hold, e.g. for `bundle create`). An image wanted by two groups
+    /// stays while either wants it; `deleted` entries drop out; a digest pins.
     static func resolveArtifact(_ reference: ImageReference, client: any ContentSource) async throws
         -> (images: [ImageReference], artifact: ResolvedArtifact)
     {
         let (stateDigest, root) = try await readStateDocument(reference, client: client)
-        guard let satellite = try? JSONCoder.decode(SatelliteState.self, from: root) else {
-            throw SyncError(.corrupt, "state artifact \(reference) does not hold {\"states\": [...]}")
+        var groups: [(reference: ImageReference, state: GroupState)] = []
+        let configReference: String
+        // Both documents decode leniently (Go's omitempty: a satellite in no group is `{}`),
+        // so a group state is recognised by what it names: a group or artifacts, and no
+        // states or config.
+        let satellite = try? JSONCoder.decode(SatelliteState.self, from: root)
+        let groupState = try? JSONCoder.decode(GroupState.self, from: root)
+        if let group = groupState, satellite.map({ $0.states.isEmpty && $0.config.isEmpty }) ?? true,
+            !group.group.isEmpty || !group.artifacts.isEmpty
+        {
+            configReference = ""
+            groups.append((reference, group))
+        } else if let satellite {
+            configReference = satellite.config
+            for stateText in satellite.states {
+                let trimmed = Self.stripRegistryHost(stateText)
+                guard let groupReference = ImageReference(trimmed) else {
+                    throw SyncError(.corrupt, "state artifact \(reference) names an invalid group state \"\(stateText)\"")
+                }
+                let (_, bytes) = try await readStateDocument(groupReference, client: client)
+                guard let group = try? JSONCoder.decode(GroupState.self, from: bytes) else {
+                    throw SyncError(.corrupt, "group state \(groupReference) does not hold {\"artifacts\": [...]}")
+                }
+                groups.append((groupReference, group))
+            }
+        } else {
+            throw SyncError(
+                .corrupt, "state artifact \(reference) holds neither a satellite state {\"states\": [...]} nor a group state {\"artifacts\": [...]}")
         }
         var wanted: [ImageReference] = []
         var seen = Set<String>()
-        for stateText in satellite.states {
-            let trimmed = Self.stripRegistryHost(stateText)
-            guard let groupReference = ImageReference(trimmed) else {
-                throw SyncError(.corrupt, "state artifact \(reference) names an invalid group state \"\(stateText)\"")
-            }
-            let (_, bytes) = try await readStateDocument(groupReference, client: client)
-            guard let group = try? JSONCoder.decode(GroupState.self, from: bytes) else {
-                throw SyncError(.corrupt, "group state \(groupReference) does not hold {\"artifacts\": [...]}")
-            }
+        for (groupReference, group) in groups {
             for artifact in group.artifacts where artifact.isWantedImage {
                 guard let repository = RepositoryName(Self.stripRegistryHost(artifact.repository)) else {
                     throw SyncError(.corrupt, "group state \(groupReference): invalid repository \"\(artifact.repository)\"")
@@ -106,7 +126,7 @@ extension DesiredStateSource {
                 }
             }
         }
-        return (wanted, ResolvedArtifact(stateDigest: stateDigest.description, configReference: satellite.config))
+        return (wanted, ResolvedArtifact(stateDigest: stateDigest.description, configReference: configReference))
     }
 
     /// Harbor writes repositories with the registry host ("harbor.example.com/proj/app");

@@ -46,3 +46,18 @@ public final class BandwidthLimiter: Sendable {
         }
     }
 }
+
+extension BandwidthLimiter {
+    private static let table = Mutex<[Int64: BandwidthLimiter]>([:])
+
+    /// The process's one limiter for `bytesPerSecond`: the sync's clients (one per pass) and
+    /// the proxy's share it, so the cap holds across all of them.
+    public static func shared(bytesPerSecond: Int64) -> BandwidthLimiter {
+        table.withLock { table in
+            if let limiter = table[bytesPerSecond] { return limiter }
+            let limiter = BandwidthLimiter(bytesPerSecond: bytesPerSecond)
+            table[bytesPerSecond] = limiter
+            return limiter
+        }
+    }
+}

@@ -137,8 +137,8 @@ public final class UpstreamClient: Sendable {
             throw SyncError(.refused, "upstream asks for unsupported authentication \"\(parsed.scheme)\"")
         }
         var query: [String] = []
-        if let service = parsed.parameters["service"] { query.append("service=\(percentEncode(service))") }
-        query.append("scope=\(percentEncode(parsed.parameters["scope"] ?? scope))")
+        if let service = parsed.parameters["service"] { query.append("service=\(PercentEncoding.encode(service))") }
+        query.append("scope=\(PercentEncoding.encode(parsed.parameters["scope"] ?? scope))")
         let url = realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&")
         var options = self.options
         if let basic = basicHeader { options.headers.append(basic) }
@@ -175,6 +175,8 @@ public final class UpstreamClient: Sendable {
         public var body: [UInt8]
         public var contentType: String?
         public var digestHeader: String?
+        /// `Content-Length` as announced (a HEAD's only body).
+        public var contentLength: Int64? = nil
     }
 
     /// GETs a small document (a manifest, a state file) of at most `limit` bytes.
@@ -220,7 +222,8 @@ public final class UpstreamClient: Sendable {
                 }
                 return Fetched(
                     status: response.status, body: body, contentType: response.header("content-type"),
-                    digestHeader: response.header("docker-content-digest"))
+                    digestHeader: response.header("docker-content-digest"),
+                    contentLength: response.header("content-length").flatMap { Int64($0) })
             }
         }
     }
@@ -233,6 +236,14 @@ public final class UpstreamClient: Sendable {
     /// announced), refused, notFound, storage or cancelled.
     public func fetchBlob(
         _ digest: Digest, size: Int64, repository: RepositoryName, into ingest: Ingest, progress: @escaping @Sendable (Int64) -> Void
+    ) async throws {
+        try await streamBlob(digest, size: size, repository: repository, to: ingest, progress: progress)
+    }
+
+    /// The same transfer into any ``BlobSink`` (a bundle's tar entry as well as an ingest).
+    public func streamBlob(
+        _ digest: Digest, size: Int64, repository: RepositoryName, to ingest: any BlobSink,
+        progress: @escaping @Sendable (Int64) -> Void
     ) async throws {
         let path = "/v2/\(repository)/blobs/\(digest)"
         let scope = "repository:\(repository):pull"
@@ -401,19 +412,6 @@ struct Challenge {
             parameters[key] = value
         }
     }
-}
-
-func percentEncode(_ text: String) -> String {
-    var out = ""
-    for byte in text.utf8 {
-        switch byte {
-        case 0x30...0x39, 0x41...0x5a, 0x61...0x7a, 0x2d, 0x2e, 0x5f, 0x7e:
-            out.append(Character(Unicode.Scalar(byte)))
-        default:
-            out += "%" + Digest.hexByte(byte).uppercased()
-        }
-    }
-    return out
 }
 
 public enum Base64 {

@@ -3,6 +3,7 @@ import OCICore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// One connection of the registry: turns HTTP request parts into calls on ``RegistryAPI``
 /// (on the blocking pool) and writes the answers, streaming both ways through bounded
@@ -220,9 +221,7 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .buffer, .discard:
                 let body = exchange.body.map { Array($0.readableBytesView) } ?? []
                 answer = (exchange.gate ?? eventLoop.makeSucceededVoidFuture()).flatMap {
-                    pool.runIfActive(eventLoop: eventLoop) {
-                        api.handle(request, route: route, body: body)
-                    }
+                    api.respond(request, route: route, body: body, pool: pool, eventLoop: eventLoop)
                 }.flatMapErrorThrowing { error in
                     guard let error = error as? RegistryError else { return .error(.storage(error)) }
                     return .error(error)
@@ -280,7 +279,7 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             {
                 head.headers.add(name: "Content-Length", value: "0")
             }
-        case .file:
+        case .file, .growing:
             break
         }
         if !keepAlive { head.headers.replaceOrAdd(name: "Connection", value: "close") }
@@ -309,6 +308,16 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     .flatMap { loopContext.value.writeAndFlush(loopSelf.value.wrapOutboundOut(.end(nil))) }
                 sent.whenComplete { _ in PosixFile.close(fd) }
             }
+        case .growing(let blob, let offset, let length):
+            api.metrics.recordServed(length)
+            let reader = GrowingReader(blob: blob)
+            let loopSelf = NIOLoopBound(self, eventLoop: eventLoop)
+            sent = streamGrowing(context: context, reader: reader, offset: offset, remaining: length)
+                .flatMap { loopContext.value.writeAndFlush(loopSelf.value.wrapOutboundOut(.end(nil))) }
+            sent.whenComplete { _ in
+                reader.close()
+                blob.removeReader()
+            }
         }
         sent.whenComplete { result in
             if case .failure = result {
@@ -317,6 +326,78 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 loopContext.value.close(promise: nil)
             }
         }
+    }
+
+    /// Sends a range of a blob the pull-through is still downloading: waits until the bytes
+    /// are written, reads them on the pool one buffer at a time and writes each before the
+    /// next (so a slow client holds one buffer, never the blob). Fails, which cuts the
+    /// response, when the transfer fails: the client never sees a valid completion of content
+    /// that did not verify.
+    private func streamGrowing(context: ChannelHandlerContext, reader: GrowingReader, offset: Int64, remaining: Int64)
+        -> EventLoopFuture<Void>
+    {
+        let eventLoop = context.eventLoop
+        guard remaining > 0 else { return eventLoop.makeSucceededVoidFuture() }
+        let promise = eventLoop.makePromise(of: Void.self)
+        let pool = self.pool
+        let bufferSize = Int64(settings.bufferSize)
+        let allocator = context.channel.allocator
+        let loopContext = NIOLoopBound(context, eventLoop: eventLoop)
+        let loopSelf = NIOLoopBound(self, eventLoop: eventLoop)
+        let blob = reader.blob
+        let useSendfile = settings.useSendfile
+        blob.whenReadable(after: offset) { status in
+            let end: Int64
+            switch status {
+            case .failed(let reason):
+                promise.fail(GrowingReader.Failure(reason: reason))
+                return
+            case .complete:
+                end = blob.size
+            case .available(let written):
+                end = written
+            }
+            if useSendfile, end - offset > 0, offset + remaining <= Int64(Int.max) {
+                // Everything written so far goes out in one sendfile(2) from the page cache:
+                // no copy through user space, no buffer per client.
+                let upTo = offset + min(end - offset, remaining)
+                // The file is opened on the pool once; every later wake-up goes straight to
+                // the event loop.
+                let opened = reader.openedHandle.map { eventLoop.makeSucceededFuture($0) }
+                    ?? pool.runIfActive(eventLoop: eventLoop) { try reader.handle() }
+                opened.flatMap { handle -> EventLoopFuture<Void> in
+                    let region = FileRegion(fileHandle: handle, readerIndex: Int(offset), endIndex: Int(upTo))
+                    return loopContext.value.writeAndFlush(loopSelf.value.wrapOutboundOut(.body(.fileRegion(region)))).flatMap {
+                        loopSelf.value.streamGrowing(
+                            context: loopContext.value, reader: reader, offset: upTo, remaining: remaining - (upTo - offset))
+                    }
+                }.cascade(to: promise)
+                return
+            }
+            let want = Int(min(bufferSize, end - offset, remaining))
+            pool.runIfActive(eventLoop: eventLoop) { () throws -> ByteBuffer in
+                var buffer = allocator.buffer(capacity: want)
+                guard want > 0 else { return buffer }
+                let fd = try reader.descriptor()
+                _ = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { raw in
+                    try PosixFile.preadFull(fd, UnsafeMutableRawBufferPointer(rebasing: raw[0..<want]), at: offset, path: "blob")
+                }
+                return buffer
+            }.flatMap { buffer -> EventLoopFuture<Void> in
+                let n = Int64(buffer.readableBytes)
+                guard n > 0 else {
+                    // The file is shorter than announced: the transfer started over (an
+                    // upstream that ignored a range). Wait for the bytes again.
+                    return eventLoop.scheduleTask(in: .milliseconds(20)) {}.futureResult.flatMap {
+                        loopSelf.value.streamGrowing(context: loopContext.value, reader: reader, offset: offset, remaining: remaining)
+                    }
+                }
+                return loopContext.value.writeAndFlush(loopSelf.value.wrapOutboundOut(.body(.byteBuffer(buffer)))).flatMap {
+                    loopSelf.value.streamGrowing(context: loopContext.value, reader: reader, offset: offset + n, remaining: remaining - n)
+                }
+            }.cascade(to: promise)
+        }
+        return promise.futureResult
     }
 
     /// Sends a file range by reading it on the pool one buffer at a time (no sendfile): for
@@ -341,5 +422,53 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 loopSelf.value.streamFile(context: loopContext.value, fd: fd, offset: offset + n, remaining: remaining - n)
             }
         }
+    }
+}
+
+/// One response's descriptor of a growing blob, opened at the first read. Used by one chain
+/// of futures at a time (each read waits for the previous write), hence `@unchecked`.
+final class GrowingReader: @unchecked Sendable {
+    struct Failure: Error, CustomStringConvertible {
+        var reason: String
+        var description: String { "proxied transfer failed: \(reason)" }
+    }
+
+    let blob: GrowingBlob
+    private var fd: Int32 = -1
+
+    init(blob: GrowingBlob) {
+        self.blob = blob
+    }
+
+    private let opened = Mutex<NIOFileHandle?>(nil)
+    private var fileHandle: NIOFileHandle? {
+        get { opened.withLock { $0 } }
+        set { opened.withLock { $0 = newValue } }
+    }
+
+    /// The handle once ``handle()`` opened it.
+    var openedHandle: NIOFileHandle? { fileHandle }
+
+    func descriptor() throws -> Int32 {
+        if fd < 0 { fd = try blob.open() }
+        return fd
+    }
+
+    /// The descriptor as NIO's handle, for sendfile regions (which it then owns).
+    func handle() throws -> NIOFileHandle {
+        if let fileHandle { return fileHandle }
+        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: try descriptor())
+        fileHandle = handle
+        return handle
+    }
+
+    func close() {
+        if let fileHandle {
+            try? fileHandle.close()
+        } else if fd >= 0 {
+            PosixFile.close(fd)
+        }
+        fileHandle = nil
+        fd = -1
     }
 }

@@ -22,31 +22,41 @@ extension RegistryAPI {
         headers.add(name: "ETag", value: "\"\(digest)\"")
         headers.add(name: "Accept-Ranges", value: "bytes")
         headers.add(name: "Cache-Control", value: "max-age=31536000")
-        var status = HTTPResponseStatus.ok
-        var offset: Int64 = 0
-        var length = size
-        if let header = request.headers.first(name: "range") {
-            switch ByteRange.parse(header, size: size) {
-            case .full:
-                break
-            case .range(let start, let end):
-                status = .partialContent
-                offset = start
-                length = end - start + 1
-                headers.add(name: "Content-Range", value: "bytes \(start)-\(end)/\(size)")
-            case .unsatisfiable:
-                PosixFile.close(fd)
-                throw RegistryError(
-                    .blobUnknown, "range \(header.prefix(100)) is outside the blob's \(size) bytes",
-                    status: .rangeNotSatisfiable, headers: [("Content-Range", "bytes */\(size)")])
-            }
+        let (status, offset, length): (HTTPResponseStatus, Int64, Int64)
+        do {
+            (status, offset, length) = try Self.range(request, size: size, headers: &headers)
+        } catch {
+            PosixFile.close(fd)
+            throw error
         }
-        headers.add(name: "Content-Length", value: String(length))
         if request.method == .HEAD {
             PosixFile.close(fd)
             return Response(status: status, headers: headers)
         }
         return Response(status: status, headers: headers, body: .file(fd: fd, offset: offset, length: length))
+    }
+
+    /// The part of a blob of `size` bytes a request's `Range` asks for: the status, offset and
+    /// length, with `Content-Range` and `Content-Length` added to `headers`.
+    ///
+    /// Throws ``RegistryError`` (416) for a range outside the blob.
+    static func range(_ request: Request, size: Int64, headers: inout HTTPHeaders) throws -> (HTTPResponseStatus, Int64, Int64) {
+        var result: (HTTPResponseStatus, Int64, Int64) = (.ok, 0, size)
+        if let header = request.headers.first(name: "range") {
+            switch ByteRange.parse(header, size: size) {
+            case .full:
+                break
+            case .range(let start, let end):
+                result = (.partialContent, start, end - start + 1)
+                headers.add(name: "Content-Range", value: "bytes \(start)-\(end)/\(size)")
+            case .unsatisfiable:
+                throw RegistryError(
+                    .blobUnknown, "range \(header.prefix(100)) is outside the blob's \(size) bytes",
+                    status: .rangeNotSatisfiable, headers: [("Content-Range", "bytes */\(size)")])
+            }
+        }
+        headers.add(name: "Content-Length", value: String(result.2))
+        return result
     }
 
     func deleteBlob(_ name: RepositoryName, _ digest: Digest) throws -> Response {

@@ -16,11 +16,15 @@ public final class RegistryAPI: Sendable {
     /// Tags the agent owns (desired state, what the sync published): refused to client
     /// pushes and deletes whatever `authorizer` says.
     public let protectedTags: ProtectedTags
+    /// The pull-through cache asked on a miss (`proxy`); nil serves the store alone.
+    public let pullThrough: (any PullThrough)?
 
     public init(
         store: BlobStore, metrics: Metrics = Metrics(), policy: any PublishPolicy = AcceptAllPolicy(),
-        authorizer: PushAuthorizer = PushAuthorizer(mode: .loopback), protectedTags: ProtectedTags? = nil
+        authorizer: PushAuthorizer = PushAuthorizer(mode: .loopback), protectedTags: ProtectedTags? = nil,
+        pullThrough: (any PullThrough)? = nil
     ) {
+        self.pullThrough = pullThrough
         self.store = store
         self.metrics = metrics
         self.publisher = ImagePublisher(store: store, policy: policy)

@@ -31,38 +31,11 @@ public struct Request: Sendable {
         var result: [String: [String]] = [:]
         for pair in text.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let key = percentDecode(parts[0]) else { continue }
-            let value = parts.count > 1 ? percentDecode(parts[1]) : ""
+            guard let key = PercentEncoding.decode(parts[0]) else { continue }
+            let value = parts.count > 1 ? PercentEncoding.decode(parts[1]) : ""
             if let value { result[key, default: []].append(value) }
         }
         return result
-    }
-
-    /// Decodes %XX escapes; nil for malformed escapes or invalid UTF-8.
-    static func percentDecode(_ text: Substring) -> String? {
-        guard text.contains("%") else { return String(text) }
-        var bytes: [UInt8] = []
-        var iterator = Array(text.utf8).makeIterator()
-        while let byte = iterator.next() {
-            if byte == 0x25 {
-                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
-                    return nil
-                }
-                bytes.append(high << 4 | low)
-            } else {
-                bytes.append(byte)
-            }
-        }
-        return String(validating: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case 0x30...0x39: byte - 0x30
-        case 0x41...0x46: byte - 0x41 + 10
-        case 0x61...0x66: byte - 0x61 + 10
-        default: nil
-        }
     }
 
     public var contentLength: Int64? {

@@ -10,6 +10,10 @@ public struct Response: Sendable {
         case bytes(ByteBuffer)
         /// A range of an open file; the server closes the descriptor when it is sent.
         case file(fd: Int32, offset: Int64, length: Int64)
+        /// A range of a blob still being downloaded by the pull-through: sent as it is
+        /// written; cut (no valid completion) when its transfer fails. The response holds
+        /// one reader of the blob until it is sent.
+        case growing(GrowingBlob, offset: Int64, length: Int64)
     }
 
     public var status: HTTPResponseStatus
@@ -37,5 +41,6 @@ public struct Response: Sendable {
     /// Closes a file body that will not be sent.
     func discard() {
         if case .file(let fd, _, _) = body { PosixFile.close(fd) }
+        if case .growing(let blob, _, _) = body { blob.removeReader() }
     }
 }

@@ -36,7 +36,7 @@ public enum Route: Sendable, Equatable {
         if raw.last == "" { raw.removeLast() }
         var parts: [String] = []
         for component in raw {
-            guard let decoded = Request.percentDecode(component), !decoded.contains("/") else {
+            guard let decoded = PercentEncoding.decode(component), !decoded.contains("/") else {
                 throw RegistryError(.nameInvalid, "invalid path component \"\(component.prefix(100))\"")
             }
             parts.append(decoded)

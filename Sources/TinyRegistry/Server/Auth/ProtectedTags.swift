@@ -24,19 +24,30 @@ public final class ProtectedTags: Sendable {
 
     public func contains(repository: String, tag: String) -> Bool {
         if configured.withLock({ $0[repository]?.contains(tag) ?? false }) { return true }
-        return recorded().contains("\(repository):\(tag)")
+        return recorded(proxied: true).contains("\(repository):\(tag)")
+    }
+
+    /// Whether the tag belongs to the desired state (the sync's, not the proxy's cache): the
+    /// pull-through never rechecks it upstream.
+    public func ownedBySync(repository: String, tag: String) -> Bool {
+        if configured.withLock({ $0[repository]?.contains(tag) ?? false }) { return true }
+        return recorded(proxied: false).contains("\(repository):\(tag)")
     }
 
     /// Whether the agent owns any tag in `repository`.
     public func protects(repository: String) -> Bool {
         if configured.withLock({ !($0[repository]?.isEmpty ?? true) }) { return true }
         // A repository name has no ':', so the prefix is exact.
-        return recorded().contains { $0.hasPrefix("\(repository):") }
+        return recorded(proxied: false).contains { $0.hasPrefix("\(repository):") }
     }
 
-    private func recorded() -> Set<String> {
+    /// The agent's recorded tags; with `proxied`, the pull-through's tags too.
+    private func recorded(proxied: Bool) -> Set<String> {
         guard let store else { return [] }
-        return Set(ManagedTags.read(store: store).tags.keys)
+        let managed = ManagedTags.read(store: store)
+        var keys = Set(managed.tags.keys)
+        if proxied { keys.formUnion((managed.proxied ?? [:]).keys) }
+        return keys
     }
 
     func denial(_ repository: String, _ tag: String, _ verb: String) -> RegistryError {
