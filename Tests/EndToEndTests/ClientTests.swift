@@ -45,6 +45,10 @@ import TestSupport
             try EndToEnd.run("tls_listener.sh", [TestEnvironment.binary])
         }
 
+        @Test func runOverTLSSyncsProxiesStreamsBigBlobsAndReloadsUsers() throws {
+            try EndToEnd.run("tls_run.sh", [TestEnvironment.binary])
+        }
+
         @Test func killDuringPushesLeavesOnlyVerifiedBlobs() throws {
             try EndToEnd.run("crash_push.sh", [TestEnvironment.binary], environment: ["ROUNDS": "6"], timeout: 600)
         }
