@@ -17,7 +17,7 @@ extension Settings {
         var tls: TLSCertificates?
         if let files = config.registry.tls {
             do {
-                tls = try TLSCertificates(certFile: files.certFile, keyFile: files.keyFile)
+                tls = try TLSCertificates(certFile: files.certFile, keyFile: files.keyFile, handshakeTimeout: .nanoseconds(files.handshakeTimeout))
             } catch {
                 throw CLIError("registry.tls: \(error)")
             }
