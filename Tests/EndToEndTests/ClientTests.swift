@@ -49,6 +49,10 @@ import TestSupport
             try EndToEnd.run("tls_run.sh", [TestEnvironment.binary])
         }
 
+        @Test func runtimeConfigInstallsTheCAAndCtrPodmanSkopeoPullOverTLS() throws {
+            try EndToEnd.run("tls_runtime_config.sh", [TestEnvironment.binary])
+        }
+
         @Test func killDuringPushesLeavesOnlyVerifiedBlobs() throws {
             try EndToEnd.run("crash_push.sh", [TestEnvironment.binary], environment: ["ROUNDS": "6"], timeout: 600)
         }
