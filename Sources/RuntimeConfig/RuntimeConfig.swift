@@ -145,7 +145,7 @@ public struct RuntimeConfig: Sendable {
         } catch {
             throw Error("cannot read the registry.tls CA \(caFile): \(error)")
         }
-        guard String(decoding: pem, as: UTF8.self).contains("-----BEGIN CERTIFICATE-----") else {
+        guard String(decoding: pem, as: UTF8.self).containsText("-----BEGIN CERTIFICATE-----") else {
             throw Error("\(caFile) holds no PEM certificate; set registry.tls.caFile to the CA that issued the listener's certificate")
         }
         let path = "\(directory)/\(mirror)/ca.crt"
