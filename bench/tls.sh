@@ -42,8 +42,7 @@ if [[ -n $BEFORE ]]; then
     echo "before: $BEFORE ($(stat -c %s "$BEFORE") bytes); difference $(( $(stat -c %s "$BIN") - $(stat -c %s "$BEFORE") )) bytes"
 fi
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" \
-    -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 || fail "openssl req failed"
+tls_self_signed "$T"
 TLS_PORT=$(free_port) PLAIN_PORT=$(free_port)
 jq -n --arg s "$T/tls-store" --arg l "127.0.0.1:$TLS_PORT" --arg c "$T/cert.pem" --arg k "$T/key.pem" \
     '{profile:"generic-amd64", storage:{path:$s}, registry:{listen:$l, tls:{certFile:$c, keyFile:$k}}}' > "$T/tls.json"

@@ -16,8 +16,7 @@ BIN=${1:-}
 for t in openssl jq python3; do command -v "$t" >/dev/null || fail "$t is not installed"; done
 T=$E2E_TMP
 PORT=$(free_port)
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" \
-    -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 || fail "openssl req failed"
+tls_self_signed "$T"
 jq -n --arg s "$T/store" --arg l "127.0.0.1:$PORT" --arg c "$T/cert.pem" --arg k "$T/key.pem" \
     '{profile:"generic-amd64", storage:{path:$s},
       registry:{listen:$l, maxConnections:16, tls:{certFile:$c, keyFile:$k, handshakeTimeout:"2s"}}}' > "$T/config.json"

@@ -19,8 +19,7 @@ export E2E_CMD_TIMEOUT=${E2E_CMD_TIMEOUT:-60}
 PORT=$(free_port)
 ADDR=127.0.0.1:$PORT
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" \
-    -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 || fail "openssl req failed"
+tls_self_signed "$T"
 mkdir -p "$T/certs.d" && cp "$T/cert.pem" "$T/certs.d/ca.crt"
 python3 "$MKIMAGE" single "oci:$T/src:v1" --layers 2 --size 300000 >/dev/null || fail "mkimage failed"
 
@@ -71,8 +70,7 @@ code=$(curl -s --max-time 10 --cacert "$T/cert.pem" -o /dev/null -w '%{http_code
 [[ $code == 200 ]] || fail "HTTPS after plain HTTP/garbage gave $code"
 # SIGHUP: a renewed pair is picked up; a bad key is refused and the pair in use kept.
 cp "$T/cert.pem" "$T/old.pem"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" \
-    -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 || fail "openssl req failed"
+tls_self_signed "$T"
 kill -HUP "$SAT_PID"; sleep 1
 code=$(curl -s --max-time 10 --cacert "$T/cert.pem" -o /dev/null -w '%{http_code}' "https://$ADDR/v2/")
 [[ $code == 200 ]] || fail "after SIGHUP the new certificate is not served ($code)"

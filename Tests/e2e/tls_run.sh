@@ -26,13 +26,7 @@ SAT=127.0.0.1:$PORT
 RSS_LIMIT_MIB=${TLS_RSS_LIMIT_MIB:-64}
 
 # A CA and a leaf it signed (what a site with its own CA has).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" -out "$T/ca.pem" \
-    -days 2 -subj "/CN=satellite-lite test CA" >/dev/null 2>&1 || fail "openssl: CA"
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/key.pem" -out "$T/leaf.csr" \
-    -subj /CN=127.0.0.1 >/dev/null 2>&1 || fail "openssl: CSR"
-printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$T/leaf.ext"
-openssl x509 -req -in "$T/leaf.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial -days 2 \
-    -extfile "$T/leaf.ext" -out "$T/cert.pem" >/dev/null 2>&1 || fail "openssl: sign the leaf"
+tls_ca_and_leaf "$T"
 mkdir -p "$T/certs.d" && cp "$T/ca.pem" "$T/certs.d/ca.crt"
 
 start_docker_registry "$T/up"

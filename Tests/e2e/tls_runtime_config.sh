@@ -28,13 +28,7 @@ export E2E_CMD_TIMEOUT=${E2E_CMD_TIMEOUT:-60}
 SAT=127.0.0.1:$(free_port)
 UP=127.0.0.1:$(free_port)   # nothing listens: the fallback is refused
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" -out "$T/ca.pem" \
-    -days 2 -subj "/CN=satellite-lite test CA" >/dev/null 2>&1 || fail "openssl: CA"
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/key.pem" -out "$T/leaf.csr" \
-    -subj /CN=127.0.0.1 >/dev/null 2>&1 || fail "openssl: CSR"
-printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$T/leaf.ext"
-openssl x509 -req -in "$T/leaf.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial -days 2 \
-    -extfile "$T/leaf.ext" -out "$T/cert.pem" >/dev/null 2>&1 || fail "openssl: sign the leaf"
+tls_ca_and_leaf "$T"
 
 CFG=$T/config.json
 jq -n --arg s "$T/store" --arg l "$SAT" --arg c "$T/cert.pem" --arg k "$T/key.pem" --arg ca "$T/ca.pem" --arg u "http://$UP" \
