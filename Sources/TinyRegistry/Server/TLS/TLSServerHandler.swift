@@ -112,6 +112,9 @@ final class TLSServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Feeds `ciphertext` to mbedTLS and drives the handshake or decrypts, until all of it
     /// is consumed.
     private func pump(context: ChannelHandlerContext, ciphertext: inout ByteBuffer) {
+        // Whether the last round took no input although some was left: mbedTLS then wants
+        // more than the inbound buffer holds, which a valid record never does.
+        var stalled = false
         while let connection, state != .closed {
             if ciphertext.readableBytes > 0 {
                 let taken = ciphertext.withUnsafeReadableBytes { raw -> Int in
@@ -119,6 +122,15 @@ final class TLSServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     return ctls_conn_feed(connection, base.assumingMemoryBound(to: UInt8.self), raw.count)
                 }
                 ciphertext.moveReaderIndex(forwardBy: taken)
+                if taken == 0 {
+                    if stalled {
+                        fail(context: context, reason: "TLS input not consumed (record larger than the inbound buffer)")
+                        return
+                    }
+                    stalled = true
+                } else {
+                    stalled = false
+                }
             }
             if case .handshaking = state {
                 let result = ctls_conn_handshake(connection)
@@ -137,6 +149,8 @@ final class TLSServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     fail(context: context, reason: "TLS handshake failed: \(Self.describe(result))")
                     return
                 }
+                // The outbound buffer was full and is now written: go on with the flight.
+                if result == CTLS_WANT_WRITE { continue }
                 if ciphertext.readableBytes == 0 { return }
                 continue
             }
