@@ -4,10 +4,10 @@
 # The mbedTLS listener against plain HTTP, same binary, same run:
 #   1. size of the binary (and of --before, e.g. main's .build-static/satellite-lite, with
 #      the difference);
-#   2. RSS: two `serve` processes of the binary, one with registry.tls (self-signed P-256
-#      certificate), one plain, same profile; VmRSS idle, with 1 and with 50 idle
-#      connections (TLS: handshake done + one GET /v2/ each, then idle; plain: one GET
-#      each, then idle), per run; medians over --runs and the TLS/plain ratio;
+#   2. RSS: per run, two fresh `serve` processes of the binary, one with registry.tls
+#      (self-signed P-256 certificate), one plain, same profile; VmRSS idle (nothing served
+#      yet), with 1 and with 50 idle connections (TLS: handshake + one GET /v2/ each, then
+#      idle; plain: one GET each, then idle); medians over --runs and the TLS/plain ratio;
 #   3. throughput: one --size MiB (default 256) random blob pushed into both, then --runs
 #      (default 5) alternating pulls by curl to /dev/null (HTTPS with --cacert vs HTTP);
 #      medians of the seconds, MiB/s and the ratio. curl (OpenSSL) runs on the same 2 cores.
@@ -34,7 +34,7 @@ if [[ -z $BIN ]]; then
     done
 fi
 [[ -n $BIN && -x $BIN ]] || fail "no binary: build one (scripts/build-static) or pass --bin"
-for t in openssl jq curl python3 sha256sum; do command -v "$t" >/dev/null || fail "$t is not installed"; done
+for t in openssl jq curl python3 sha256sum ss; do command -v "$t" >/dev/null || fail "$t is not installed"; done
 T=$E2E_TMP
 
 echo "binary: $BIN ($(stat -c %s "$BIN") bytes)"
@@ -43,27 +43,35 @@ if [[ -n $BEFORE ]]; then
 fi
 
 tls_self_signed "$T"
-TLS_PORT=$(free_port) PLAIN_PORT=$(free_port)
-jq -n --arg s "$T/tls-store" --arg l "127.0.0.1:$TLS_PORT" --arg c "$T/cert.pem" --arg k "$T/key.pem" \
-    '{profile:"generic-amd64", storage:{path:$s}, registry:{listen:$l, tls:{certFile:$c, keyFile:$k}}}' > "$T/tls.json"
-jq -n --arg s "$T/plain-store" --arg l "127.0.0.1:$PLAIN_PORT" \
-    '{profile:"generic-amd64", storage:{path:$s}, registry:{listen:$l}}' > "$T/plain.json"
-"$BIN" serve --config "$T/tls.json" > "$T/tls.log" 2>&1 &
-TLS_PID=$!
-on_exit "kill_wait $TLS_PID"
-"$BIN" serve --config "$T/plain.json" > "$T/plain.log" 2>&1 &
-PLAIN_PID=$!
-on_exit "kill_wait $PLAIN_PID"
-wait_until 30 "the TLS server" 'curl -s --max-time 2 --cacert "$T/cert.pem" -o /dev/null "https://127.0.0.1:$TLS_PORT/v2/"' "$T/tls.log"
-wait_until 30 "the plain server" 'curl -s --max-time 2 -o /dev/null "http://127.0.0.1:$PLAIN_PORT/v2/"' "$T/plain.log"
+# start_pair: a TLS and a plain `serve` of the binary, fresh stores, waits for both.
+start_pair() {
+    TLS_PORT=$(free_port) PLAIN_PORT=$(free_port)
+    rm -rf "$T/tls-store" "$T/plain-store"
+    jq -n --arg s "$T/tls-store" --arg l "127.0.0.1:$TLS_PORT" --arg c "$T/cert.pem" --arg k "$T/key.pem" \
+        '{profile:"generic-amd64", storage:{path:$s}, registry:{listen:$l, tls:{certFile:$c, keyFile:$k}}}' > "$T/tls.json"
+    jq -n --arg s "$T/plain-store" --arg l "127.0.0.1:$PLAIN_PORT" \
+        '{profile:"generic-amd64", storage:{path:$s}, registry:{listen:$l}}' > "$T/plain.json"
+    "$BIN" serve --config "$T/tls.json" > "$T/tls.log" 2>&1 &
+    TLS_PID=$!
+    "$BIN" serve --config "$T/plain.json" > "$T/plain.log" 2>&1 &
+    PLAIN_PID=$!
+    # Readiness by the listening socket, not by a request: the idle figure is of a process
+    # that has served nothing yet.
+    wait_until 30 "the TLS server" 'ss -Hltn "sport = :$TLS_PORT" | grep -q LISTEN' "$T/tls.log"
+    wait_until 30 "the plain server" 'ss -Hltn "sport = :$PLAIN_PORT" | grep -q LISTEN' "$T/plain.log"
+}
+stop_pair() { kill_wait "$TLS_PID"; kill_wait "$PLAIN_PID"; }
+on_exit 'stop_pair'
 
 # ---------------------------------------------------------------- RSS with idle connections
 echo
-echo "RSS (VmRSS KiB): idle, 1 and 50 idle connections (each did one GET /v2/), $RUNS runs"
-python3 - "$TLS_PID" "$TLS_PORT" "$PLAIN_PID" "$PLAIN_PORT" "$T/cert.pem" "$RUNS" <<'PY'
-import socket, ssl, statistics, sys, time
-tls_pid, tls_port, plain_pid, plain_port, ca, runs = sys.argv[1:7]
-runs = int(runs)
+echo "RSS (VmRSS KiB) of fresh processes: idle, with 1 and with 50 idle connections (each did one GET /v2/); medians of $RUNS runs"
+: > "$T/rss"
+for ((i = 1; i <= RUNS; i++)); do
+    start_pair
+    python3 - "$TLS_PID" "$TLS_PORT" "$PLAIN_PID" "$PLAIN_PORT" "$T/cert.pem" >> "$T/rss" <<'PY'
+import socket, ssl, sys, time
+tls_pid, tls_port, plain_pid, plain_port, ca = sys.argv[1:6]
 ctx = ssl.create_default_context(cafile=ca)
 
 def rss(pid):
@@ -85,30 +93,37 @@ def connect(port, tls):
         rest += s.recv(4096)
     return s
 
-rows = {}
-for name, pid, port, tls in (("tls", tls_pid, tls_port, True), ("plain", plain_pid, plain_port, False)):
-    idle, one, fifty = [], [], []
-    for _ in range(runs):
-        time.sleep(0.3)
-        idle.append(rss(pid))
-        held = [connect(port, tls)]
-        time.sleep(0.2)
-        one.append(rss(pid))
-        held += [connect(port, tls) for _ in range(49)]
-        time.sleep(0.3)
-        fifty.append(rss(pid))
-        for s in held:
-            s.close()
-    rows[name] = (statistics.median(idle), statistics.median(one), statistics.median(fifty))
-    print(f"  {name:5}  idle {rows[name][0]:7.0f}  1 conn {rows[name][1]:7.0f}  50 conns {rows[name][2]:7.0f}"
-          f"   (50 conns - idle: {rows[name][2] - rows[name][0]:.0f} KiB, {(rows[name][2] - rows[name][0]) / 50:.1f} KiB each)")
-t, p = rows["tls"], rows["plain"]
-print(f"  ratio tls/plain: idle {t[0] / p[0]:.2f}, 1 conn {t[1] / p[1]:.2f}, 50 conns {t[2] / p[2]:.2f}")
+row = []
+for pid, port, tls in ((tls_pid, tls_port, True), (plain_pid, plain_port, False)):
+    time.sleep(0.3)
+    idle = rss(pid)
+    held = [connect(port, tls)]
+    time.sleep(0.2)
+    one = rss(pid)
+    held += [connect(port, tls) for _ in range(49)]
+    time.sleep(0.3)
+    fifty = rss(pid)
+    for s in held:
+        s.close()
+    row += [idle, one, fifty]
+print(*row)
+PY
+    stop_pair
+done
+python3 - "$T/rss" <<'PY'
+import statistics, sys
+rows = [list(map(int, l.split())) for l in open(sys.argv[1])]
+m = [statistics.median(r[i] for r in rows) for i in range(6)]
+for name, (idle, one, fifty) in (("tls", m[0:3]), ("plain", m[3:6])):
+    print(f"  {name:5}  idle {idle:7.0f}  1 conn {one:7.0f}  50 conns {fifty:7.0f}"
+          f"   (+{one - idle:.0f} KiB for the first connection, +{(fifty - one) / 49:.1f} KiB per further one)")
+print(f"  ratio tls/plain: idle {m[0] / m[3]:.2f}, 1 conn {m[1] / m[4]:.2f}, 50 conns {m[2] / m[5]:.2f}")
 PY
 
 # ---------------------------------------------------------------- throughput
 echo
 echo "pull of one $SIZE MiB blob, $RUNS alternating runs (curl to /dev/null)"
+start_pair
 head -c $((SIZE << 20)) /dev/urandom > "$T/blob"
 DIGEST=sha256:$(sha256sum "$T/blob" | cut -d' ' -f1)
 push() { # BASE CURL_ARGS...

@@ -27,7 +27,9 @@ struct ctls_server_config {
 struct ctls_conn {
     ctls_server_config *config;
     mbedtls_ssl_context ssl;
-    uint8_t in[CTLS_INBOUND_CAPACITY];
+    // Both ciphertext buffers exist only while they hold bytes, so an idle connection keeps
+    // mbedTLS's own record buffers and nothing more.
+    uint8_t *in;  // CTLS_INBOUND_CAPACITY bytes when allocated
     size_t in_start, in_end;
     uint8_t *out;
     size_t out_len, out_cap;
@@ -185,7 +187,11 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len) {
     if (len > have) len = have;
     memcpy(buf, conn->in + conn->in_start, len);
     conn->in_start += len;
-    if (conn->in_start == conn->in_end) conn->in_start = conn->in_end = 0;
+    if (conn->in_start == conn->in_end) {
+        conn->in_start = conn->in_end = 0;
+        free(conn->in);
+        conn->in = NULL;
+    }
     return (int)len;
 }
 
@@ -208,6 +214,7 @@ void ctls_conn_free(ctls_conn *conn) {
     if (conn == NULL) return;
     mbedtls_ssl_free(&conn->ssl);
     ctls_server_config_release(conn->config);
+    free(conn->in);
     free(conn->out);
     free(conn);
 }
@@ -217,6 +224,11 @@ size_t ctls_conn_inbound_free(const ctls_conn *conn) {
 }
 
 size_t ctls_conn_feed(ctls_conn *conn, const uint8_t *data, size_t len) {
+    if (len == 0) return 0;
+    if (conn->in == NULL) {
+        conn->in = malloc(CTLS_INBOUND_CAPACITY);
+        if (conn->in == NULL) return 0;  // the caller fails the connection when nothing is taken
+    }
     if (conn->in_start > 0 && conn->in_end + len > CTLS_INBOUND_CAPACITY) {
         memmove(conn->in, conn->in + conn->in_start, conn->in_end - conn->in_start);
         conn->in_end -= conn->in_start;
@@ -256,6 +268,11 @@ size_t ctls_conn_take_outbound(ctls_conn *conn, uint8_t *out, size_t cap) {
     memcpy(out, conn->out, n);
     memmove(conn->out, conn->out + n, conn->out_len - n);
     conn->out_len -= n;
+    if (conn->out_len == 0) {
+        free(conn->out);
+        conn->out = NULL;
+        conn->out_cap = 0;
+    }
     return n;
 }
 
