@@ -10,7 +10,8 @@
 #      idle; plain: one GET each, then idle); medians over --runs and the TLS/plain ratio;
 #   3. throughput: one --size MiB (default 256) random blob pushed into both, then --runs
 #      (default 5) alternating pulls by curl to /dev/null (HTTPS with --cacert vs HTTP);
-#      medians of the seconds, MiB/s and the ratio. curl (OpenSSL) runs on the same 2 cores.
+#      medians of the seconds, MiB/s and the ratio. curl (OpenSSL) runs on the same 2 cores;
+#   4. the ciphers alone: bench/tls-cipher-speed.c against Debian's libmbedcrypto.a.
 # Nothing is kept (temp dir). Default binary: .build-static/satellite-lite, else
 # .build/release/satellite-lite.
 set -euo pipefail
@@ -166,3 +167,12 @@ PY
 got=$(curl -s --cacert "$T/cert.pem" "$TLS_BASE/v2/bench/tls/blobs/$DIGEST" | sha256sum | cut -d' ' -f1)
 [[ sha256:$got == "$DIGEST" ]] || fail "the blob pulled over TLS does not verify"
 echo "  verified: the blob pulled over TLS matches its digest"
+
+# ---------------------------------------------------------------- the cipher itself
+echo
+echo "mbedTLS cipher speed (Debian's static libmbedcrypto.a, 16 KiB records, median of 5 x 256 MiB)"
+if gcc -O2 "$HERE/tls-cipher-speed.c" -o "$T/cipher-speed" -l:libmbedcrypto.a 2>"$T/gcc.err"; then
+    "$T/cipher-speed"
+else
+    echo "  not measured: gcc/libmbedtls-dev missing ($(head -n 1 "$T/gcc.err"))"
+fi
