@@ -64,6 +64,13 @@ let package = Package(
             // crypt_r for htpasswd entries (libxcrypt: bcrypt and SHA-crypt; libcrypt.a statically).
             linkerSettings: [.linkedLibrary("crypt")]
         ),
+        // The registry listener's TLS server: mbedTLS's ssl module over memory buffers,
+        // driven by TinyRegistry's NIO handler (mbedTLS is linked for libcurl anyway).
+        .target(
+            name: "CTLSServer",
+            dependencies: ["CMbedTLS"],
+            cSettings: [.define("_FILE_OFFSET_BITS", to: "64"), .define("_TIME_BITS", to: "64")]
+        ),
         // ECDSA P-256 signature checks through mbedTLS's pk API (cosign signatures).
         .target(
             name: "CSignature",
@@ -121,6 +128,7 @@ let package = Package(
             dependencies: [
                 "ContentStore",
                 "CSatelliteSystem",
+                "CTLSServer",
                 "JSONCoding",
                 "OCICore",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -6,7 +6,8 @@ extension RuntimeConfig {
     static let containerdConfigPath = "/etc/containerd/config.toml"
 
     /// `<hosts dir>/<registry>/hosts.toml` for every registry: satellite-lite as a pull and
-    /// resolve host, the registry itself as the fallback `server`.
+    /// resolve host (with its CA as the host's `ca` when it serves TLS), the registry itself
+    /// as the fallback `server`.
     func containerdPlan() throws -> Plan {
         let probe = ContainerdConfigProbe(text: try read(Self.containerdConfigPath).map { String(decoding: $0, as: UTF8.self) })
         let hostsDirectory = probe.effectiveConfigPath ?? Self.containerdHostsDirectory
@@ -33,6 +34,7 @@ extension RuntimeConfig {
               capabilities = ["pull", "resolve"]
 
             """
+        if let caFile = mirrorCAFile { text += "  ca = \(Self.tomlString(caFile))\n" }
         return text
     }
 

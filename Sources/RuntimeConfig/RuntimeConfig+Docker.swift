@@ -2,6 +2,8 @@ import OCICore
 import JSONCoding
 extension RuntimeConfig {
     static let dockerDaemonJSON = "/etc/docker/daemon.json"
+    /// Per-registry CAs of Docker: `<dir>/<host:port>/ca.crt`.
+    static let dockerCertsDirectory = "/etc/docker/certs.d"
 
     /// Adds satellite-lite to `registry-mirrors` in daemon.json (first, so Docker tries it
     /// first), and to `insecure-registries` when Docker would otherwise refuse plain HTTP.
@@ -48,9 +50,14 @@ extension RuntimeConfig {
             ? change(path, to: document.formatted(unit: before.map(JSON.indentationUnit) ?? "  "), before: before)
             : FileChange(path: path, location: located(path), before: before, after: before ?? [])
 
+        var files = [file]
         var notes = [
             "Docker: run `systemctl reload docker` (registry-mirrors and insecure-registries are reloaded on SIGHUP)."
         ]
+        if let ca = try mirrorCAChange(directory: Self.dockerCertsDirectory) {
+            files.append(ca)
+            notes.append("Docker: satellite-lite's CA is in \(ca.path); Docker reads it at each pull.")
+        }
         let others = registries.filter { !$0.isDockerHub }.map(\.host)
         if !others.isEmpty {
             notes.append(
@@ -58,7 +65,7 @@ extension RuntimeConfig {
                     + "images go straight to that registry. To pull them through satellite-lite with Docker, name them "
                     + "by the mirror: `docker pull \(mirror)/REPOSITORY:TAG`.")
         }
-        return Plan(runtime: .docker, files: [file], notes: notes)
+        return Plan(runtime: .docker, files: files, notes: notes)
     }
 
     /// A mirror URL compared without a trailing slash.

@@ -4,7 +4,8 @@ extension RuntimeConfig {
 
     /// Merges satellite-lite into `mirrors.<registry>.endpoint` (first) of registries.yaml,
     /// and adds `configs.<registry>.tls` for an upstream with a CA file or without
-    /// verification. Everything else in the file stays as it is.
+    /// verification, and `configs.<mirror>.tls.ca_file` when satellite-lite serves TLS.
+    /// Everything else in the file stays as it is.
     func k3sPlan() throws -> Plan {
         let path = Self.k3sRegistries
         let before = try read(path)
@@ -31,6 +32,14 @@ extension RuntimeConfig {
                         "k3s: configs.\(registry.host) already exists in \(path) and was left as it is; check its tls settings.")
                 } else {
                     changed = try yaml.addTLSConfig(host: registry.host, settings: tls) || changed
+                }
+            }
+            if let caFile = mirrorCAFile {
+                // The mirror's own entry: k3s (containerd) verifies satellite-lite with this CA.
+                if try yaml.hasConfig(host: mirror) {
+                    notes.append("k3s: configs.\(mirror) already exists in \(path) and was left as it is; its tls.ca_file should be \(caFile).")
+                } else {
+                    changed = try yaml.addTLSConfig(host: mirror, settings: [("ca_file", RegistriesYAML.quoted(caFile))]) || changed
                 }
             }
         } catch {

@@ -4,12 +4,18 @@ extension RuntimeConfig {
     /// registries.conf is never rewritten.
     static let registriesDropIn = "/etc/containers/registries.conf.d/50-satellite-lite.conf"
     static let registriesConf = "/etc/containers/registries.conf"
+    /// Per-registry CAs of containers/image: `<dir>/<host:port>/ca.crt`.
+    static let containersCertsDirectory = "/etc/containers/certs.d"
 
     /// One `[[registry]]` per registry with satellite-lite as its `[[registry.mirror]]`.
     /// CRI-O and podman share the file, so configuring both gives the same content.
     func registriesConfPlan(for runtime: Runtime) throws -> Plan {
-        let file = change(Self.registriesDropIn, to: registriesDropIn(), before: try read(Self.registriesDropIn))
+        var files = [change(Self.registriesDropIn, to: registriesDropIn(), before: try read(Self.registriesDropIn))]
         var notes: [String] = []
+        if let ca = try mirrorCAChange(directory: Self.containersCertsDirectory) {
+            files.append(ca)
+            notes.append("\(runtime == .crio ? "CRI-O" : "podman"): satellite-lite's CA is in \(ca.path) (containers-certs.d(5)).")
+        }
         if let main = try read(Self.registriesConf).map({ String(decoding: $0, as: UTF8.self) }) {
             notes += registriesConfWarnings(main)
         }
@@ -21,7 +27,7 @@ extension RuntimeConfig {
                 "podman: used from the next podman command; rootless podman also reads this drop-in "
                     + "unless ~/.config/containers/registries.conf.d overrides the same registries.")
         }
-        return Plan(runtime: runtime, files: [file], notes: notes)
+        return Plan(runtime: runtime, files: files, notes: notes)
     }
 
     func registriesDropIn() -> String {

@@ -68,9 +68,12 @@ public struct RuntimeConfig: Sendable {
 
     /// host:port of satellite-lite as the runtime reaches it.
     public var mirror: String
-    /// satellite-lite serves plain HTTP (no TLS listener yet): mirrors are marked insecure
+    /// satellite-lite serves plain HTTP (no `registry.tls`): mirrors are marked insecure
     /// where a runtime needs to be told.
     public var mirrorIsPlainHTTP: Bool = true
+    /// The PEM file that verifies satellite-lite's certificate (`registry.tls.caFile`, else
+    /// its `certFile`): installed for the mirror where each runtime looks for it.
+    public var mirrorCAFile: String?
     /// Whether `mirror` is a loopback address (Docker trusts those over plain HTTP).
     public var mirrorIsLoopback: Bool
     /// The registries to redirect: the upstream first.
@@ -123,6 +126,30 @@ public struct RuntimeConfig: Sendable {
         self.init(
             mirror: config.registry.listen.localAddress, mirrorIsLoopback: config.registry.listen.localAddressIsLoopback,
             registries: registries, root: root)
+        if let tls = config.registry.tls {
+            mirrorIsPlainHTTP = false
+            mirrorCAFile = tls.clientCAFile
+        }
+    }
+
+    /// `<directory>/<mirror>/ca.crt` holding the mirror's CA (the certs.d layout of
+    /// containers/image and Docker); nil when satellite-lite serves plain HTTP.
+    ///
+    /// The CA file is read on this machine, at the path the config names. Throws ``Error``
+    /// when it is unreadable or holds no PEM certificate.
+    func mirrorCAChange(directory: String) throws -> FileChange? {
+        guard let caFile = mirrorCAFile else { return nil }
+        let pem: [UInt8]
+        do {
+            pem = try PosixFile.readAll(path: caFile, limit: 1 << 20)
+        } catch {
+            throw Error("cannot read the registry.tls CA \(caFile): \(error)")
+        }
+        guard String(decoding: pem, as: UTF8.self).containsText("-----BEGIN CERTIFICATE-----") else {
+            throw Error("\(caFile) holds no PEM certificate; set registry.tls.caFile to the CA that issued the listener's certificate")
+        }
+        let path = "\(directory)/\(mirror)/ca.crt"
+        return FileChange(path: path, location: located(path), before: try read(path), after: pem)
     }
 
     /// The mirror as a URL.

@@ -39,6 +39,27 @@ public struct ConfigFile: Sendable, Equatable {
         }
         /// The htpasswd file of `authenticated` (`registry.users`).
         public var users: String?
+        /// HTTPS on the listener (`registry.tls`); SIGHUP re-reads both files.
+        public var tls: TLS?
+        public struct TLS: Sendable, Equatable {
+            /// PEM certificate, leaf first, then any intermediates.
+            public var certFile: String
+            /// PEM private key (unencrypted) of the leaf certificate.
+            public var keyFile: String
+            /// The CA clients verify the certificate with (`runtime-config` installs it);
+            /// nil: `certFile` itself (a self-signed certificate is its own CA).
+            public var caFile: String?
+            /// How long a client has to complete the TLS handshake (nanoseconds).
+            public var handshakeTimeout: Int64 = 10_000_000_000
+            public init(certFile: String, keyFile: String, caFile: String? = nil, handshakeTimeout: Int64 = 10_000_000_000) {
+                self.certFile = certFile
+                self.keyFile = keyFile
+                self.caFile = caFile
+                self.handshakeTimeout = handshakeTimeout
+            }
+            /// The file that verifies the listener's certificate: `caFile`, else `certFile`.
+            public var clientCAFile: String { caFile ?? certFile }
+        }
     }
 
     /// `trust.policies`: cosign signatures a tag needs before it moves.
@@ -202,6 +223,29 @@ extension ConfigFile {
             if let users = try reader.string("users") {
                 guard !users.isEmpty else { throw ConfigError(path: "registry.users", message: "must not be empty") }
                 registry.users = users
+            }
+            if var tls = try reader.object("tls") {
+                let certFile = try tls.string("certFile") ?? ""
+                let keyFile = try tls.string("keyFile") ?? ""
+                guard !certFile.isEmpty else {
+                    throw ConfigError(path: "registry.tls.certFile", message: "is required with registry.tls: the PEM certificate (chain) to serve")
+                }
+                guard !keyFile.isEmpty else {
+                    throw ConfigError(path: "registry.tls.keyFile", message: "is required with registry.tls: the PEM private key of the certificate")
+                }
+                var files = Registry.TLS(certFile: certFile, keyFile: keyFile)
+                if let caFile = try tls.string("caFile") {
+                    guard !caFile.isEmpty else { throw ConfigError(path: "registry.tls.caFile", message: "must not be empty (omit it for a self-signed certificate)") }
+                    files.caFile = caFile
+                }
+                if let timeout = try tls.duration("handshakeTimeout") {
+                    guard timeout >= 1_000_000_000, timeout <= 300_000_000_000 else {
+                        throw ConfigError(path: "registry.tls.handshakeTimeout", message: "must be between 1s and 5m")
+                    }
+                    files.handshakeTimeout = timeout
+                }
+                try tls.finish()
+                registry.tls = files
             }
             if registry.push == .authenticated, registry.users == nil {
                 throw ConfigError(

@@ -9,16 +9,28 @@ import Trust
 
 /// Builds the modules' configurations from the settings: the CLI is where they meet.
 extension Settings {
-    /// The registry's configuration: store location and every server tunable.
-    var registryConfiguration: RegistryServer.Configuration {
-        RegistryServer.Configuration(
+    /// The registry's configuration: store location and every server tunable, and the
+    /// `registry.tls` certificate when set.
+    ///
+    /// Throws a one-line ``CLIError`` when the certificate or key does not load.
+    func makeRegistryConfiguration() throws -> RegistryServer.Configuration {
+        var tls: TLSCertificates?
+        if let files = config.registry.tls {
+            do {
+                tls = try TLSCertificates(certFile: files.certFile, keyFile: files.keyFile, handshakeTimeout: .nanoseconds(files.handshakeTimeout))
+            } catch {
+                throw CLIError("registry.tls: \(error)")
+            }
+        }
+        return RegistryServer.Configuration(
             host: config.registry.listen.host,
             port: config.registry.listen.port,
             eventLoopThreads: profile.registry.eventLoopThreads,
             blockingThreads: profile.registry.blockingThreads,
             maxConnections: maxConnections,
             bufferSize: profile.io.bufferSize,
-            bufferCount: profile.io.bufferCount)
+            bufferCount: profile.io.bufferCount,
+            tls: tls)
     }
 
     var storeConfiguration: BlobStore.Configuration {

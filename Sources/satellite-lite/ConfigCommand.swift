@@ -37,10 +37,14 @@ enum ConfigCommand: CLICommandGroup {
                 }
             }
             let trust = try settings.makeTrustPolicy()
+            let tls = try settings.makeRegistryConfiguration().tls
             print("config: \(settings.source): OK")
             print("profile: \(settings.profile.name) (\(settings.profileReason))")
             print("storage: \(config.storage.path), quota \(settings.quota)")
             print("listen: \(config.registry.listen), max \(settings.maxConnections) connections")
+            if let tls {
+                print("tls: \(tls.summary) (\(TLSCertificates.protocols))")
+            }
             print("push: \(config.registry.push.rawValue)\(config.registry.users.map { " (users in \($0))" } ?? "")")
             for rule in trust.rules {
                 print("trust: \(rule.match): \(rule.action.rawValue), \(rule.verifier.keys.count) key(s) (\(rule.verifier.keys.map(\.name).joined(separator: ", ")))")

@@ -29,6 +29,46 @@ extension Settings {
             peerProof: try peerProof())
     }
 
+    /// SIGHUP for the listener: re-reads the config file, then the `registry.tls` pair and
+    /// the htpasswd file it names, at once (not after a running sync pass). A file that
+    /// does not load is logged and the one in use is kept; open connections are untouched.
+    static func reloadListenerFiles(configPath: String?, server: RegistryServer, logger: Logger) {
+        let settings: Settings
+        do {
+            settings = try Settings.load(configPath: configPath)
+        } catch {
+            logger.error("reload: the config does not load; keeping the certificate and users in use", metadata: ["error": "\(error)"])
+            return
+        }
+        switch (settings.config.registry.tls, server.configuration.tls) {
+        case (let files?, let certificates?):
+            do {
+                let summary = try certificates.reload(certFile: files.certFile, keyFile: files.keyFile)
+                logger.info("TLS certificate reloaded", metadata: ["certificate": "\(summary)"])
+            } catch {
+                logger.error(
+                    "TLS certificate not reloaded; keeping the one in use",
+                    metadata: ["error": "\(error)", "certificate": "\(certificates.summary)"])
+            }
+        case (nil, nil):
+            break
+        default:
+            logger.warning("turning registry.tls on or off takes effect after a restart")
+        }
+        if server.api.authorizer.mode == .authenticated, settings.config.registry.push == .authenticated,
+            let path = settings.config.registry.users
+        {
+            do {
+                server.api.authorizer.replaceUsers(try Htpasswd(path: path))
+                logger.info("htpasswd users reloaded", metadata: ["users": "\(path)"])
+            } catch {
+                logger.error("htpasswd users not reloaded; keeping the ones in use", metadata: ["error": "\(error)"])
+            }
+        } else if settings.config.registry.push.rawValue != server.api.authorizer.mode.rawValue {
+            logger.warning("registry.push changes take effect after a restart")
+        }
+    }
+
     /// The tags the config names directly (`state.images` with a tag); those of a state
     /// artifact or file are protected once the sync has recorded them.
     var desiredTags: [(repository: String, tag: String)] {

@@ -32,7 +32,7 @@ struct RunCommand: ConfigOnlyCommand {
             metadata: ["config": "\(settings.source)", "profile": "\(settings.profile.name)", "profileReason": "\(settings.profileReason)"])
         let store = try BlobStore(configuration: settings.storeConfiguration)
         let proxy = try settings.makePullThrough(store: store, logger: logger)
-        let server = RegistryServer(configuration: settings.registryConfiguration, api: try settings.makeRegistryAPI(store: store, pullThrough: proxy), logger: logger)
+        let server = RegistryServer(configuration: try settings.makeRegistryConfiguration(), api: try settings.makeRegistryAPI(store: store, pullThrough: proxy), logger: logger)
         do {
             try await server.start()
         } catch {
@@ -64,8 +64,10 @@ struct RunCommand: ConfigOnlyCommand {
 
         let control = RunControl()
         let signalLogger = logger
+        let configPath = options.config
         let watcher = SignalWatcher(signals: [SIGTERM, SIGINT, SIGHUP]) { signal in
             if signal == SIGHUP {
+                Settings.reloadListenerFiles(configPath: configPath, server: server, logger: signalLogger)
                 control.requestReload()
             } else {
                 signalLogger.info("stopping", metadata: ["signal": "\(signal)"])

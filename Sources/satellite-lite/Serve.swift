@@ -15,7 +15,7 @@ import Musl
 
 struct Serve: ConfigOnlyCommand {
     static var spec: CommandSpec {
-        CommandSpec(name: "serve", abstract: "Serve the registry only (no sync). SIGTERM/SIGINT stop it gracefully.", options: [.config])
+        CommandSpec(name: "serve", abstract: "Serve the registry only (no sync). SIGTERM/SIGINT stop it gracefully; SIGHUP reloads the TLS certificate and htpasswd users.", options: [.config])
     }
 
     var options: ConfigOption
@@ -35,7 +35,7 @@ struct Serve: ConfigOnlyCommand {
         let store = try BlobStore(configuration: settings.storeConfiguration)
         let proxy = try settings.makePullThrough(store: store, logger: logger)
         let server = RegistryServer(
-            configuration: settings.registryConfiguration, api: try settings.makeRegistryAPI(store: store, pullThrough: proxy), logger: logger)
+            configuration: try settings.makeRegistryConfiguration(), api: try settings.makeRegistryAPI(store: store, pullThrough: proxy), logger: logger)
         if let proxy { server.api.metrics.addProvider { proxy.metricsText() } }
         do {
             try await server.start()
@@ -51,7 +51,12 @@ struct Serve: ConfigOnlyCommand {
             await server.isResponsive(timeout: .nanoseconds($0))
         }
         let control = RunControl()
-        let stop = SignalWatcher(signals: [SIGTERM, SIGINT]) { signal in
+        let configPath = options.config
+        let stop = SignalWatcher(signals: [SIGTERM, SIGINT, SIGHUP]) { signal in
+            if signal == SIGHUP {
+                Settings.reloadListenerFiles(configPath: configPath, server: server, logger: logger)
+                return
+            }
             logger.info("stopping", metadata: ["signal": "\(signal)"])
             control.requestStop()
         }

@@ -41,6 +41,18 @@ import TestSupport
             try EndToEnd.run("push_auth.sh", [TestEnvironment.binary])
         }
 
+        @Test func tlsListenerServesSkopeoWithTheCAAndClosesPlainHTTP() throws {
+            try EndToEnd.run("tls_listener.sh", [TestEnvironment.binary])
+        }
+
+        @Test func runOverTLSSyncsProxiesStreamsBigBlobsAndReloadsUsers() throws {
+            try EndToEnd.run("tls_run.sh", [TestEnvironment.binary])
+        }
+
+        @Test func runtimeConfigInstallsTheCAAndCtrPodmanSkopeoPullOverTLS() throws {
+            try EndToEnd.run("tls_runtime_config.sh", [TestEnvironment.binary])
+        }
+
         @Test func killDuringPushesLeavesOnlyVerifiedBlobs() throws {
             try EndToEnd.run("crash_push.sh", [TestEnvironment.binary], environment: ["ROUNDS": "6"], timeout: 600)
         }

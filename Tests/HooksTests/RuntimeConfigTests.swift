@@ -145,6 +145,69 @@ private enum Golden {
         #expect(!text.contains("insecure"))
     }
 
+    // MARK: TLS listener (registry.tls)
+
+    /// A config whose listener serves TLS with `caFile` (nil: the self-signed certFile).
+    private func tlsConfig(root: String, caFile: Bool) throws -> (ConfigFile, ca: String) {
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n"
+        Helpers.write("\(root)/cert.pem", pem)
+        Helpers.write("\(root)/ca.pem", pem)
+        let tls = "\"certFile\": \"\(root)/cert.pem\", \"keyFile\": \"\(root)/key.pem\""
+            + (caFile ? ", \"caFile\": \"\(root)/ca.pem\"" : "")
+        let config = try ConfigFile(
+            text: "{ \"registry\": { \"listen\": \"0.0.0.0:5443\", \"tls\": { \(tls) } }, \"upstream\": { \"url\": \"https://harbor.example.com\" } }",
+            source: "test")
+        return (config, caFile ? "\(root)/ca.pem" : "\(root)/cert.pem")
+    }
+
+    @Test(arguments: [true, false]) func tlsListenerGivesEveryRuntimeTheCA(caFile: Bool) throws {
+        let root = Helpers.temporaryDirectory()
+        defer { Helpers.remove(root) }
+        let (config, ca) = try tlsConfig(root: root, caFile: caFile)
+        let runtime = try RuntimeConfig(config: config, root: root)
+        #expect(runtime.mirrorURL == "https://127.0.0.1:5443")
+        #expect(runtime.mirrorCAFile == ca)
+
+        let containerd = text(try runtime.plan(for: .containerd).files[0])
+        #expect(containerd.contains("[host.\"https://127.0.0.1:5443\"]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = \"\(ca)\"\n"))
+
+        for kind in [RuntimeConfig.Runtime.podman, .crio] {
+            let plan = try runtime.plan(for: kind)
+            #expect(plan.files.map(\.path) == ["/etc/containers/registries.conf.d/50-satellite-lite.conf", "/etc/containers/certs.d/127.0.0.1:5443/ca.crt"])
+            #expect(!text(plan.files[0]).contains("insecure"))
+            #expect(text(plan.files[1]) == Helpers.read(ca))
+        }
+
+        let docker = try runtime.plan(for: .docker)
+        #expect(docker.files.map(\.path) == ["/etc/docker/daemon.json", "/etc/docker/certs.d/127.0.0.1:5443/ca.crt"])
+        #expect(text(docker.files[0]).contains("\"https://127.0.0.1:5443\""))
+        #expect(!text(docker.files[0]).contains("insecure-registries"))
+
+        let k3s = text(try runtime.plan(for: .k3s).files[0])
+        #expect(k3s.contains("\"https://127.0.0.1:5443\""))
+        #expect(k3s.contains("configs:\n  \"127.0.0.1:5443\":\n    tls:\n      ca_file: \"\(ca)\"\n"))
+
+        // Applied, then planned again: nothing changes.
+        for kind in RuntimeConfig.Runtime.allCases {
+            _ = try runtime.plan(for: kind).apply()
+            #expect(try !runtime.plan(for: kind).hasChanges, "\(kind) changes on a second run")
+        }
+    }
+
+    @Test func tlsListenerWithAnUnreadableOrNonPEMCAIsAClearError() throws {
+        let root = Helpers.temporaryDirectory()
+        defer { Helpers.remove(root) }
+        let (config, ca) = try tlsConfig(root: root, caFile: true)
+        let runtime = try RuntimeConfig(config: config, root: root)
+        Helpers.write(ca, "not a certificate")
+        #expect(throws: RuntimeConfig.Error.self) { try runtime.plan(for: .podman) }
+        Helpers.remove(ca)
+        let error = #expect(throws: RuntimeConfig.Error.self) { try runtime.plan(for: .docker) }
+        #expect(error?.message.contains(ca) == true)
+        // containerd and k3s only name the file.
+        #expect(try runtime.plan(for: .containerd).hasChanges)
+    }
+
     // MARK: Docker
 
     @Test func dockerNewDaemonJSON() throws {

@@ -64,6 +64,10 @@ import OCICore
         (#"{"trust": {"policies": [{"match": "a/**"}]}}"#, "trust.policies[0].keys", "public key"),
         (#"{"trust": {"policies": [{"match": "a/**", "keys": ["k.pub"], "action": "deny"}]}}"#, "trust.policies[0].action", "require or warn"),
         (#"{"trust": {"policies": [{"keys": ["k.pub"]}]}}"#, "trust.policies[0].match", "factory/**"),
+        (#"{"registry": {"tls": {"keyFile": "/k.pem"}}}"#, "registry.tls.certFile", "required"),
+        (#"{"registry": {"tls": {"certFile": "/c.pem"}}}"#, "registry.tls.keyFile", "required"),
+        (#"{"registry": {"tls": {"certFile": "/c.pem", "keyFile": "/k.pem", "handshakeTimeout": "0s"}}}"#, "registry.tls.handshakeTimeout", "between"),
+        (#"{"registry": {"tls": {"certFile": "/c.pem", "keyFile": "/k.pem", "caFile": ""}}}"#, "registry.tls.caFile", "empty"),
     ])
     func errorsNameTheKey(text: String, path: String, fragment: String) {
         do {
@@ -86,6 +90,19 @@ import OCICore
         #expect(config.registry.push == .authenticated)
         #expect(config.registry.users == "/etc/htpasswd")
         #expect(config.trust.policies == [.init(match: "factory/**", keys: ["/k.pub"], action: "warn")])
+    }
+
+    @Test func registryTLS() throws {
+        let plain = try ConfigFile(text: "{}", source: "t")
+        #expect(plain.registry.tls == nil)
+        let selfSigned = try ConfigFile(text: #"{"registry": {"tls": {"certFile": "/c.pem", "keyFile": "/k.pem"}}}"#, source: "t")
+        #expect(selfSigned.registry.tls == .init(certFile: "/c.pem", keyFile: "/k.pem"))
+        #expect(selfSigned.registry.tls?.clientCAFile == "/c.pem")
+        #expect(selfSigned.registry.tls?.handshakeTimeout == 10_000_000_000)
+        let issued = try ConfigFile(
+            text: #"{"registry": {"tls": {"certFile": "/c.pem", "keyFile": "/k.pem", "caFile": "/ca.pem", "handshakeTimeout": "3s"}}}"#, source: "t")
+        #expect(issued.registry.tls?.clientCAFile == "/ca.pem")
+        #expect(issued.registry.tls?.handshakeTimeout == 3_000_000_000)
     }
 
     @Test func listenAddresses() {

@@ -29,6 +29,8 @@
 # a wrong digest: 400, data discarded); the server's VmHWM (reset with
 # clear_refs first; SERVER_PID, else the process listening on PORT) must stay
 # <= HOSTILE_RSS_LIMIT_MIB (default 40).
+# With --bin, tls_hostile.sh then runs the TLS cases against a TLS listener of its own
+# (slow/idle handshakes, vanishing clients, bad records, concurrency, memory).
 # Prints one line per failed case and exits 1 if any failed.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -572,6 +574,12 @@ hits=$( { find "$PARENT" -name "*$NONCE*" -not -path "$CANARY"
 [[ -z "$hits" ]] || bad "no file named with the nonce" "found: $(tr '\n' ' ' <<<"$hits")"
 check_registry "$REG"
 kill -0 "$PID" 2>/dev/null || fail "server process $PID is gone at the end"
+
+# ------------------------------------------------------------------ TLS listener (with --bin)
+if [[ -n "${BIN:-}" ]]; then
+    CASES=$((CASES + 1))
+    "$E2E_DIR/tls_hostile.sh" "$BIN" || bad "TLS listener (tls_hostile.sh)" "see its FAIL lines above"
+fi
 
 if (( FAILS )); then
     fail "$FAILS of $CASES hostile cases failed (first: ${FAILED[0]})"

@@ -136,6 +136,25 @@ YAML
         wait_http "http://$DOCKER_REGISTRY_ADDR/v2/" 20
 }
 
+# ---------------------------------------------------------------- TLS test certificates
+# tls_self_signed DIR: DIR/cert.pem (P-256, CN and SAN 127.0.0.1, 2 days) and DIR/key.pem.
+tls_self_signed() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1/key.pem" -out "$1/cert.pem" \
+        -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 || fail "openssl: self-signed certificate"
+}
+# tls_ca_and_leaf DIR: a test CA (DIR/ca.pem, DIR/ca.key) and a leaf it issued for
+# 127.0.0.1 (DIR/cert.pem, DIR/key.pem; serverAuth), all P-256, 2 days.
+tls_ca_and_leaf() {
+    local d=$1
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/ca.key" -out "$d/ca.pem" \
+        -days 2 -subj "/CN=satellite-lite test CA" >/dev/null 2>&1 || fail "openssl: CA"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/key.pem" -out "$d/leaf.csr" \
+        -subj /CN=127.0.0.1 >/dev/null 2>&1 || fail "openssl: CSR"
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$d/leaf.ext"
+    openssl x509 -req -in "$d/leaf.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+        -extfile "$d/leaf.ext" -out "$d/cert.pem" >/dev/null 2>&1 || fail "openssl: sign the leaf"
+}
+
 # ---------------------------------------------------------------- containers/image tools
 # Isolated containers/image configuration (policy, registries.conf,
 # registries.d) so host config in /etc/containers does not matter.

@@ -11,6 +11,7 @@ public final class Metrics: Sendable {
         var connections: Int64 = 0
         var peerRequests: Int64 = 0
         var peerBytesServed: Int64 = 0
+        var tlsFailures: Int64 = 0
     }
 
     private let counters = Mutex(Counters())
@@ -46,6 +47,10 @@ public final class Metrics: Sendable {
         counters.withLock { $0.connections += 1 }
     }
 
+    func recordTLSFailure() {
+        counters.withLock { $0.tlsFailures += 1 }
+    }
+
     /// Adds a source of further metric lines (already in Prometheus text format).
     public func addProvider(_ provider: @escaping @Sendable () -> String) {
         providers.withLock { $0.append(provider) }
@@ -73,6 +78,9 @@ public final class Metrics: Sendable {
         text += "# HELP satellite_peer_blob_requests_total Blob answers to other satellites of the site.\n"
         text += "# TYPE satellite_peer_blob_requests_total counter\n"
         text += "satellite_peer_blob_requests_total \(snapshot.peerRequests)\n"
+        text += "# HELP satellite_tls_failures_total Connections closed before or during TLS: failed or slow handshakes, plain HTTP, bad records.\n"
+        text += "# TYPE satellite_tls_failures_total counter\n"
+        text += "satellite_tls_failures_total \(snapshot.tlsFailures)\n"
         for provider in providers.withLock({ $0 }) { text += provider() }
         return text
     }

@@ -19,10 +19,12 @@ public final class RegistryServer: Sendable {
         public var bufferCount: Int
         /// Serve file bodies with sendfile(2) (off only to exercise the chunked path).
         public var useSendfile: Bool
+        /// HTTPS (`registry.tls`); file bodies are then read on the pool, never sendfile'd.
+        public var tls: TLSCertificates?
 
         public init(
             host: String, port: Int, eventLoopThreads: Int, blockingThreads: Int, maxConnections: Int,
-            bufferSize: Int, bufferCount: Int, useSendfile: Bool = true
+            bufferSize: Int, bufferCount: Int, useSendfile: Bool = true, tls: TLSCertificates? = nil
         ) {
             self.host = host
             self.port = port
@@ -32,6 +34,7 @@ public final class RegistryServer: Sendable {
             self.bufferSize = bufferSize
             self.bufferCount = bufferCount
             self.useSendfile = useSendfile
+            self.tls = tls
         }
     }
 
@@ -61,10 +64,12 @@ public final class RegistryServer: Sendable {
         api.store.recover()
         let settings = HTTPHandler.Settings(
             bufferSize: configuration.bufferSize, bufferCount: configuration.bufferCount,
-            useSendfile: configuration.useSendfile)
+            useSendfile: configuration.useSendfile && configuration.tls == nil)
         let api = self.api
         let pool = self.pool
         let maxConnections = configuration.maxConnections
+        let tls = configuration.tls
+        let logger = self.logger
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -81,6 +86,14 @@ public final class RegistryServer: Sendable {
                 }
                 api.metrics.recordConnection()
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        let remote = channel.remoteAddress.map { "\($0)" } ?? "?"
+                        try channel.pipeline.syncOperations.addHandler(
+                            TLSServerHandler(certificates: tls) { reason in
+                                api.metrics.recordTLSFailure()
+                                logger.debug("TLS connection refused", metadata: ["client": "\(remote)", "reason": "\(reason)"])
+                            })
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
                     try channel.pipeline.syncOperations.addHandler(ProtocolErrorHandler())
                     if open > maxConnections {
@@ -101,7 +114,12 @@ public final class RegistryServer: Sendable {
         guard let address = bound.localAddress else {
             throw RegistryError(.unknown, "listener has no local address")
         }
-        logger.info("registry serving", metadata: ["listen": "\(address)", "store": "\(api.store.root)"])
+        if let tls {
+            logger.info(
+                "registry serving HTTPS", metadata: ["listen": "\(address)", "store": "\(api.store.root)", "certificate": "\(tls.summary)", "protocols": "\(TLSCertificates.protocols)"])
+        } else {
+            logger.info("registry serving", metadata: ["listen": "\(address)", "store": "\(api.store.root)"])
+        }
         return address
     }
 

@@ -27,7 +27,8 @@ public final class PushAuthorizer: Sendable {
 
     public let mode: Mode
     public let realm: String
-    private let users: Htpasswd?
+    /// Replaced by ``replaceUsers(_:)`` (SIGHUP re-reads the htpasswd file).
+    private let users: Mutex<Htpasswd?>
     /// Consecutive failures per client address, for the growing delay; bounded in size.
     private let failures = Mutex<[String: Int]>([:])
     /// The delay of a refused password: `baseDelay` × 2^(failures−1), at most `maxDelay`.
@@ -41,10 +42,15 @@ public final class PushAuthorizer: Sendable {
         baseDelay: TimeAmount = .milliseconds(500), maxDelay: TimeAmount = .seconds(8)
     ) {
         self.mode = mode
-        self.users = users
+        self.users = Mutex(users)
         self.realm = realm
         self.baseDelay = baseDelay
         self.maxDelay = maxDelay
+    }
+
+    /// New htpasswd users for the checks that start from now on (a reloaded file).
+    public func replaceUsers(_ users: Htpasswd) {
+        self.users.withLock { $0 = users }
     }
 
     static func isWrite(_ method: HTTPMethod) -> Bool {
@@ -95,7 +101,7 @@ public final class PushAuthorizer: Sendable {
     /// Checks credentials (bcrypt: tens of milliseconds; call on the blocking pool). On a
     /// refusal, the delay the answer must wait, growing with the client's recent failures.
     func verify(user: String, password: [UInt8], client: String) -> (RegistryError, delay: TimeAmount)? {
-        if let users, users.verify(user: user, password: password) {
+        if let users = users.withLock({ $0 }), users.verify(user: user, password: password) {
             _ = failures.withLock { $0.removeValue(forKey: client) }
             return nil
         }
