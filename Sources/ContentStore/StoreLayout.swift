@@ -11,11 +11,13 @@ import Musl
 ///
 /// ```
 /// blobs/<algorithm>/ab/abcd…                 verified content, immutable
-/// ingest/<algorithm>-abcd…  (+ .offset)      downloads in progress (resumable, locked)
+/// ingest/<algorithm>-abcd…  (+ .offset, .follow) downloads in progress (resumable, locked;
+///                                           .follow: fed by a peer's download)
 /// ingest/put-…                               small content being stored
 /// uploads/<id>/{data,info}                   push sessions in progress
 /// repositories/<name>/_layers/…              blob links, manifest revisions, tags, referrers
 /// sync/{lock,status.json,managed.json}       the writer lock, sync status, the agent's tags
+/// sync/{managed.lock,wan.json}               managed.json's lock across processes, WAN ledger
 /// gc/{access,reads}                          last use and last read of each blob
 /// quarantine/                                blobs verify found corrupt
 /// hooks/                                     the hook journal

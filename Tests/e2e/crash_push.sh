@@ -272,13 +272,15 @@ for dirpath, dirnames, filenames in os.walk(store):
                 temps.append(rel)
             else:
                 errors.append(f"{rel}: not a repository link, revision, tag or referrer")
+        elif parts[0] == "sync" and len(parts) == 2 and parts[1] in ("lock", "managed.lock", "managed.json", "status.json", "wan.json"):
+            pass  # a push takes managed.json's cross-process lock to check desired tags
         elif parts[0] == "gc" and len(parts) == 2 and (parts[1] in ("access", "reads") or re.fullmatch(TMP, parts[1])):
             # The registry records blob uses in memory and writes gc/access (atomically, via a
             # temp file) at most 30 s later: a run slower than that has one.
             if re.fullmatch(TMP, parts[1]):
                 temps.append(rel)
         else:
-            errors.append(f"{rel}: outside blobs/, ingest/, uploads/, repositories/, gc/{{access,reads}}")
+            errors.append(f"{rel}: outside blobs/, ingest/, uploads/, repositories/, gc/, sync/")
 def blob(alg, hexd):
     return os.path.join(store, "blobs", alg, hexd[:2], hexd)
 for rel, name, alg, hexd in links:
