@@ -69,15 +69,12 @@ public enum UTCTime {
         return Int64(daysFromCivil(year, month, day)) * 86_400 + Int64(hour * 3600 + minute * 60 + second - offset)
     }
 
-    private struct Parts { var year, month, day, hour, minute, second: Int }
-
-    private static func parts(_ seconds: Int64) -> Parts {
+    /// The civil time in UTC (the same fields as ``LocalTime/Parts``).
+    private static func parts(_ seconds: Int64) -> LocalTime.Parts {
         var t = time_t(seconds)
         var tm = tm()
         gmtime_r(&t, &tm)
-        return Parts(
-            year: Int(tm.tm_year) + 1900, month: Int(tm.tm_mon) + 1, day: Int(tm.tm_mday),
-            hour: Int(tm.tm_hour), minute: Int(tm.tm_min), second: Int(tm.tm_sec))
+        return LocalTime.Parts(tm)
     }
 
     private static func two(_ v: Int) -> String { v < 10 ? "0\(v)" : String(v) }

@@ -96,6 +96,13 @@ public enum LocalTime {
             (self.year, self.month, self.day, self.hour, self.minute, self.second) = (year, month, day, hour, minute, second)
         }
 
+        /// The civil time `localtime_r` or `gmtime_r` filled in.
+        init(_ tm: tm) {
+            self.init(
+                year: Int(tm.tm_year) + 1900, month: Int(tm.tm_mon) + 1, day: Int(tm.tm_mday),
+                hour: Int(tm.tm_hour), minute: Int(tm.tm_min), second: Int(tm.tm_sec))
+        }
+
         /// Seconds since local midnight.
         public var secondOfDay: Int { hour * 3600 + minute * 60 + second }
         /// `2026-12-05`: the key of a budget's calendar day.
@@ -119,8 +126,6 @@ public enum LocalTime {
         var t = time_t(seconds)
         var tm = tm()
         localtime_r(&t, &tm)
-        return Parts(
-            year: Int(tm.tm_year) + 1900, month: Int(tm.tm_mon) + 1, day: Int(tm.tm_mday),
-            hour: Int(tm.tm_hour), minute: Int(tm.tm_min), second: Int(tm.tm_sec))
+        return Parts(tm)
     }
 }
