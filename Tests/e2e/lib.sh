@@ -175,6 +175,24 @@ e2e_skopeo() {
         "$@"
 }
 
+# isolated_podman DIR REGISTRIES_CONF: defines e2e_podman ARGS..., podman with its own vfs
+# storage, run root and temp dir under DIR (no overlay mounts, nothing of the host's), reading
+# REGISTRIES_CONF as its registries.conf, with a timeout (E2E_CMD_TIMEOUT). Mounts podman leaves
+# under DIR are undone at exit.
+isolated_podman() {
+    _E2E_PODMAN=$1 _E2E_PODMAN_REGISTRIES=$2
+    mkdir -p "$_E2E_PODMAN/root" "$_E2E_PODMAN/runroot" "$_E2E_PODMAN/tmp"
+    printf '[storage]\ndriver = "vfs"\nrunroot = "%s"\ngraphroot = "%s"\n' "$_E2E_PODMAN/runroot" "$_E2E_PODMAN/root" > "$_E2E_PODMAN/storage.conf"
+    printf '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\ntmp_dir = "%s"\n' "$_E2E_PODMAN/tmp" > "$_E2E_PODMAN/containers.conf"
+    export CONTAINERS_STORAGE_CONF="$_E2E_PODMAN/storage.conf" CONTAINERS_CONF="$_E2E_PODMAN/containers.conf"
+    on_exit "grep -F ' $_E2E_PODMAN/' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r -n1 umount -l"
+}
+e2e_podman() {
+    timeout --kill-after=5 "${E2E_CMD_TIMEOUT:-120}" podman --root "$_E2E_PODMAN/root" --runroot "$_E2E_PODMAN/runroot" \
+        --storage-driver vfs --tmpdir "$_E2E_PODMAN/tmp" --cgroup-manager cgroupfs --events-backend none \
+        --registries-conf "$_E2E_PODMAN_REGISTRIES" "$@"
+}
+
 # run_or_fail "what" CMD...: run CMD, on failure print last lines of its output in one line.
 run_or_fail() {
     local what=$1 out; shift

@@ -61,16 +61,7 @@ grep -qxF "server = \"http://$MIR\"" "$HOSTS" || fail "$HOSTS: no server = \"htt
 grep -qxF "[host.\"http://$SAT\"]" "$HOSTS" || fail "$HOSTS: satellite-lite is not a host: $(tr '\n' '~' < "$HOSTS")"
 
 # podman, isolated (as podman_pull.sh), reading the drop-in as its registries.conf.
-P="$T/podman"
-mkdir -p "$P/root" "$P/runroot" "$P/tmp"
-printf '[storage]\ndriver = "vfs"\nrunroot = "%s"\ngraphroot = "%s"\n' "$P/runroot" "$P/root" > "$P/storage.conf"
-printf '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\ntmp_dir = "%s"\n' "$P/tmp" > "$P/containers.conf"
-export CONTAINERS_STORAGE_CONF="$P/storage.conf" CONTAINERS_CONF="$P/containers.conf"
-on_exit "grep -F ' $P/' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r -n1 umount -l"
-e2e_podman() {
-    timeout --kill-after=5 "$E2E_CMD_TIMEOUT" podman --root "$P/root" --runroot "$P/runroot" --storage-driver vfs \
-        --tmpdir "$P/tmp" --cgroup-manager cgroupfs --events-backend none --registries-conf "$DROPIN" "$@"
-}
+isolated_podman "$T/podman" "$DROPIN"
 C="$T/ctrd"
 start_private_containerd "$C" "$R/etc/containerd/certs.d"
 

@@ -78,16 +78,7 @@ run_or_fail "skopeo pull with the certs.d directory" e2e_skopeo copy -q --src-ce
 if e2e_skopeo inspect --raw "docker://$SAT/e2e/app:v1" > "$T/noca.out" 2>&1; then fail "skopeo without the CA pulled"; fi
 
 # ---------------------------------------------------------------- podman
-P="$T/podman"
-mkdir -p "$P/root" "$P/runroot" "$P/tmp"
-printf '[storage]\ndriver = "vfs"\nrunroot = "%s"\ngraphroot = "%s"\n' "$P/runroot" "$P/root" > "$P/storage.conf"
-printf '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\ntmp_dir = "%s"\n' "$P/tmp" > "$P/containers.conf"
-export CONTAINERS_STORAGE_CONF="$P/storage.conf" CONTAINERS_CONF="$P/containers.conf"
-on_exit "grep -F ' $P/' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r -n1 umount -l"
-e2e_podman() {
-    timeout --kill-after=5 "$E2E_CMD_TIMEOUT" podman --root "$P/root" --runroot "$P/runroot" --storage-driver vfs \
-        --tmpdir "$P/tmp" --cgroup-manager cgroupfs --events-backend none --registries-conf "$DROPIN" "$@"
-}
+isolated_podman "$T/podman" "$DROPIN"
 run_or_fail "podman pull $UP/e2e/app:v1 through the drop-in with certs.d" e2e_podman pull -q --cert-dir "$CERTS" "$UP/e2e/app:v1"
 got=$(e2e_podman image inspect "$UP/e2e/app:v1" | jq -r '.[0].Digest')
 [[ $got == "$APP" ]] || fail "podman got $got, expected $APP"
