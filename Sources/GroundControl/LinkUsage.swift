@@ -26,9 +26,9 @@ public struct LinkUsage: Codable, Sendable, Equatable {
     public var budgetSpent: Bool
 
     enum CodingKeys: String, CodingKey {
-        case window
         case wanBytes = "wan_bytes"
         case lanBytes = "lan_bytes"
+        case window
         case dayUsed = "day_used"
         case dayLeft = "day_left"
         case monthUsed = "month_used"
