@@ -196,6 +196,7 @@ grep -q 'id="wan-bytes">[0-9.]* [KMG]iB</dd>' "$T/detail-drift.html" && grep -q 
     && grep -q 'id="budget-day">[0-9.]* [KMG]*i*B used, [0-9.]* [KMG]iB left</dd>' "$T/detail-drift.html" \
     || fail "the detail page does not show edge-01's WAN bytes, window and budget: $(grep -o '<dt>WAN.*' "$T/detail-drift.html" | head -c 400)"
 grep -q 'id="count-budget_spent" href="[^"]*"><b>0</b>' "$T/overview-drift.html" || fail "the budget-spent counter is not 0"
+log "link figures: $(jq -c .link "$T/drift.json")"
 push "oci:$T/img/web:v1" proj/web:v1
 wait_for 60 "edge-01 in sync after it pulled proj/web" '[[ "$(gc_status | jq -r .state)" == in_sync ]]'
 gc_status | jq -e --arg w "$WEB" '.missing == [] and any(.heartbeat.report.cached_images[]; .reference | contains($w) or endswith("proj/web:v1"))' >/dev/null \
