@@ -99,6 +99,9 @@ import Testing
                 #expect(list.first?["link"] == expected)
                 #expect(list.last?["link"] == nil)
             }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(String(buffer: response.body).contains("\ngc_satellites_budget_spent 1\n"))
+            }
         }
     }
 
