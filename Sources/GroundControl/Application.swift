@@ -404,7 +404,10 @@ struct FleetAPI: Sendable {
         for (state, count) in byState.sorted(by: { $0.key < $1.key }) {
             lines.append("gc_satellites{state=\"\(state)\"} \(count)")
         }
+        let spent = satellites.filter { $0.link?.budgetSpent == true }.count
         lines += [
+            "# HELP gc_satellites_budget_spent Satellites whose newest heartbeat says a WAN budget (day or month) has nothing left.",
+            "# TYPE gc_satellites_budget_spent gauge", "gc_satellites_budget_spent \(spent)",
             "# HELP gc_groups Groups.", "# TYPE gc_groups gauge", "gc_groups \(groups.count)",
             "# HELP gc_state_publish_failures_total State artifact pushes that failed (this replica).",
             "# TYPE gc_state_publish_failures_total counter",

@@ -583,7 +583,8 @@ public struct FleetRepository: Sendable {
         let state = row.lastSeen == 0 ? "never_seen" : stale ? "stale" : inSync ? "in_sync" : "drifting"
         return SatelliteStatusView(
             name: row.name, state: state, lastSeen: row.lastSeen == 0 ? nil : Time.rfc3339(row.lastSeen), stale: stale,
-            inSync: inSync, desired: desired, missing: missing, unexpected: unexpected, heartbeat: last)
+            inSync: inSync, desired: desired, missing: missing, unexpected: unexpected, heartbeat: last,
+            link: last.flatMap { LinkUsage.parse(activity: $0.report.activity) })
     }
 
     /// The forms under which a reference may be reported: with and without the registry

@@ -120,8 +120,10 @@ public struct SatelliteView: Codable, Sendable, Equatable {
     public var lastSeen: String?
     /// `in_sync`, `drifting`, `stale` or `never_seen`.
     public var state: String
+    /// WAN/LAN bytes, window and budget from the newest heartbeat; absent when it had none.
+    public var link: LinkUsage?
     enum CodingKeys: String, CodingKey {
-        case name, groups, state
+        case name, groups, state, link
         case configName = "config_name"
         case robotName = "robot_name"
         case createdAt = "created_at"
@@ -140,8 +142,10 @@ public struct SatelliteStatusView: Codable, Sendable, Equatable {
     public var missing: [String]
     public var unexpected: [String]
     public var heartbeat: HeartbeatView?
+    /// WAN/LAN bytes, window and budget parsed from `heartbeat`'s activity; absent when none.
+    public var link: LinkUsage?
     enum CodingKeys: String, CodingKey {
-        case name, state, stale, desired, missing, unexpected, heartbeat
+        case name, state, stale, desired, missing, unexpected, heartbeat, link
         case lastSeen = "last_seen"
         case inSync = "in_sync"
     }
@@ -167,6 +171,6 @@ extension SatelliteStatusView {
     func view(_ row: FleetRepository.SatelliteRow) -> SatelliteView {
         SatelliteView(
             name: row.name, groups: row.groups, configName: row.configName, robotName: row.robot,
-            createdAt: Time.rfc3339(row.createdAt), lastSeen: lastSeen, state: state)
+            createdAt: Time.rfc3339(row.createdAt), lastSeen: lastSeen, state: state, link: link)
     }
 }

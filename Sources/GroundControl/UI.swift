@@ -167,7 +167,7 @@ struct FleetUI: Sendable {
         let satellites = try await repository.listSatellites()
         let groups = try await repository.listGroups()
         var filter = request.uri.queryParameters["state"].map(String.init)
-        if let f = filter, !FleetPage.stateNames.keys.contains(f) { filter = nil }
+        if let f = filter, !FleetPage.stateNames.keys.contains(f), f != FleetPage.budgetSpent { filter = nil }
         let published = try await repository.publishedDigests()
         return Self.html(
             FleetPage.overview(user: user, satellites: satellites, groups: groups, filter: filter, published: published))

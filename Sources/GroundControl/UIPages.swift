@@ -9,6 +9,9 @@ enum FleetPage {
     /// State → the words an operator reads.
     static let stateNames = ["in_sync": "in sync", "drifting": "drifting", "stale": "stale", "never_seen": "never seen"]
     static let stateOrder = ["in_sync", "drifting", "stale", "never_seen"]
+    /// The overview's extra filter (`/ui/?state=budget_spent`): satellites whose newest
+    /// heartbeat says the day's or the month's WAN budget has nothing left.
+    static let budgetSpent = "budget_spent"
 
     static func escape(_ text: String) -> String {
         var out = ""
@@ -91,7 +94,8 @@ enum FleetPage {
         th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid var(--line);vertical-align:top}
         th{background:var(--bg);font-weight:600}
         .badge{display:inline-block;padding:0 .55em;border-radius:1em;color:#fff;font-size:.9em;white-space:nowrap}
-        .badge.in_sync{background:var(--ok)}.badge.drifting{background:var(--warn)}.badge.stale{background:var(--bad)}.badge.never_seen{background:var(--none)}
+        .badge.in_sync{background:var(--ok)}.badge.drifting{background:var(--warn)}.badge.stale{background:var(--bad)}.badge.never_seen{background:var(--none)}.badge.budget_spent{background:var(--bad)}
+        .counter.budget_spent b{color:var(--bad)}
         code{font:12px ui-monospace,monospace}.muted{color:#57606a}time{white-space:nowrap}
         ul.plain{margin:0;padding-left:1.1em}
         dl{display:grid;grid-template-columns:max-content 1fr;gap:.25em 1.2em}dt{font-weight:600}dd{margin:0}
@@ -159,25 +163,33 @@ enum FleetPage {
                 id: state, label: stateNames[state] ?? state, count: counts[state] ?? 0, href: "/ui/?state=\(state)",
                 active: filter == state)
         }
+        body += counter(
+            id: budgetSpent, label: "budget spent", count: satellites.filter { $0.link?.budgetSpent == true }.count,
+            href: "/ui/?state=\(budgetSpent)", active: filter == budgetSpent)
         body += counter(id: "groups", label: "groups", count: groups.count, href: "#groups", active: false)
         body += "</section>"
 
-        let shown = satellites.filter { filter == nil || $0.state == filter }
+        let shown = satellites.filter {
+            filter == nil || $0.state == filter || (filter == budgetSpent && $0.link?.budgetSpent == true)
+        }
         body += "<h2>Satellites"
-        if let filter { body += " — \(escape(stateNames[filter] ?? filter)) <a href=\"/ui/\">(show all)</a>" }
+        if let filter {
+            let name = filter == budgetSpent ? "WAN budget spent" : stateNames[filter] ?? filter
+            body += " — \(escape(name)) <a href=\"/ui/\">(show all)</a>"
+        }
         body += "</h2>"
         if shown.isEmpty {
             body += "<p class=\"muted\" id=\"no-satellites\">No satellites\(filter == nil ? " yet" : " in this state").</p>"
         } else {
             body += """
                 <table id="satellites"><thead><tr><th>Satellite</th><th>State</th><th>Groups</th><th>Config</th>\
-                <th>Last seen</th></tr></thead><tbody>
+                <th>WAN</th><th>Last seen</th></tr></thead><tbody>
                 """
             for s in shown {
                 body += """
                     <tr data-satellite="\(escape(s.name))"><td><a href="/ui/satellites/\(pathSegment(s.name))">\(escape(s.name))</a></td>\
                     <td>\(badge(s.state))</td><td>\(s.groups.map(escape).joined(separator: ", "))</td>\
-                    <td>\(escape(s.configName ?? "–"))</td><td>\(clock.seen(s.lastSeen))</td></tr>
+                    <td>\(escape(s.configName ?? "–"))</td><td>\(linkSummary(s.link))</td><td>\(clock.seen(s.lastSeen))</td></tr>
                     """
             }
             body += "</tbody></table>"
@@ -207,6 +219,40 @@ enum FleetPage {
             body += "</tbody></table>"
         }
         return document(title: "Fleet · ground-control", user: user, body: body)
+    }
+
+    /// The overview's WAN cell: bytes so far, and the budget when one is set.
+    static func linkSummary(_ link: LinkUsage?) -> String {
+        guard let link else { return "<span class=\"muted\">–</span>" }
+        var parts: [String] = []
+        if let wan = link.wanBytes { parts.append(bytes(wan)) }
+        if link.window == "closed" { parts.append("<span class=\"muted\">window closed</span>") }
+        if link.budgetSpent {
+            parts.append("<span class=\"badge budget_spent\" data-budget=\"spent\">budget spent</span>")
+        } else if let left = [link.dayLeft, link.monthLeft].compactMap({ $0 }).min() {
+            parts.append("<span class=\"muted\">\(bytes(left)) left</span>")
+        }
+        return parts.isEmpty ? "<span class=\"muted\">–</span>" : parts.joined(separator: " ")
+    }
+
+    /// The detail page's link rows: WAN/LAN bytes, window, budget used and left.
+    static func linkRows(_ link: LinkUsage) -> String {
+        func figure(_ value: Int64?) -> String { value.map(bytes) ?? "<span class=\"muted\">not reported</span>" }
+        func budget(_ used: Int64?, _ left: Int64?) -> String {
+            let usedText = "\(figure(used)) used"
+            guard let left else { return "\(usedText), <span class=\"muted\">no limit</span>" }
+            let leftText = left == 0 ? "<span class=\"error\">nothing left</span>" : "\(bytes(left)) left"
+            return "\(usedText), \(leftText)"
+        }
+        var rows = "<dt>WAN bytes</dt><dd id=\"wan-bytes\">\(figure(link.wanBytes))</dd>"
+        rows += "<dt>LAN bytes</dt><dd id=\"lan-bytes\">\(figure(link.lanBytes))</dd>"
+        rows += "<dt>Sync window</dt><dd id=\"wan-window\">\(escape(link.window ?? "not reported"))</dd>"
+        rows += "<dt>WAN budget today</dt><dd id=\"budget-day\">\(budget(link.dayUsed, link.dayLeft))</dd>"
+        rows += "<dt>WAN budget this month</dt><dd id=\"budget-month\">\(budget(link.monthUsed, link.monthLeft))</dd>"
+        if link.budgetSpent {
+            rows += "<dt></dt><dd id=\"budget-spent\" class=\"error\">WAN budget spent: no WAN byte until it renews</dd>"
+        }
+        return rows
     }
 
     static func counter(id: String, label: String, count: Int, href: String, active: Bool) -> String {
@@ -240,6 +286,7 @@ enum FleetPage {
             body += "<dt>Memory used</dt><dd>\(bytes(Int64(clamping: last.memoryUsedBytes)))</dd>"
             body += "<dt>Last activity</dt><dd id=\"activity\">\(escape(last.activity))</dd>"
         }
+        if let link = status.link { body += linkRows(link) }
         body += "</dl>"
 
         body += "<h2>Desired images</h2>"

@@ -11,6 +11,8 @@
 #     the group's image; the overview is screenshot (a real PNG with content); edge-01's
 #     detail page shows its heartbeats (state digest, storage), desired and reported images;
 #     the session cookie is HttpOnly and SameSite=Strict; logout closes the page again;
+#     edge-01 has sync.budget set: the API's `link` and the detail page show its WAN/LAN
+#     bytes, window and budget left (checked in step 4);
 #  3. a cross-site login form (foreign Origin, or no anti-forgery token) is refused (403)
 #     and starts no session;
 #  4. group change -> new state artifact -> drift visible until the satellite reports the
@@ -68,7 +70,8 @@ api POST /api/satellites '{"name":"edge-02","groups":["site-a"]}' >/dev/null
 STORE=$T/store
 SAT_ADDR="127.0.0.1:$(free_port)"
 jq -n --arg store "$STORE" --arg listen "$SAT_ADDR" --arg gc "$GC_URL" --arg tok "$T/join.token" \
-    '{storage:{path:$store}, registry:{listen:$listen}, groundControl:{url:$gc, tokenFile:$tok, heartbeat:"5s"}}' > "$T/sat.json"
+    '{storage:{path:$store}, registry:{listen:$listen}, groundControl:{url:$gc, tokenFile:$tok, heartbeat:"5s"},
+      sync:{budget:{perDay:"1GB", perMonth:"30GB"}}}' > "$T/sat.json"
 "$SAT" run --config "$T/sat.json" >>"$T/sat.log" 2>&1 &
 SAT_PID=$!
 on_exit "kill_wait $SAT_PID"
@@ -118,7 +121,7 @@ check "$B/seen.json" '.wrong_password_message | test("invalid username or passwo
 check "$B/seen.json" '.after_login_url | endswith("/ui/")' "the overview after signing in"
 check "$B/seen.json" '.cookies | map(select(.name == "gc_session")) | length == 1 and (.[0].httpOnly == true) and (.[0].sameSite == "Strict")' \
     "an HttpOnly, SameSite=Strict session cookie"
-check "$B/seen.json" '.counters == {"total":"2","in_sync":"1","drifting":"0","stale":"0","never_seen":"1","groups":"1"}' \
+check "$B/seen.json" '.counters == {"total":"2","in_sync":"1","drifting":"0","stale":"0","never_seen":"1","groups":"1","budget_spent":"0"}' \
     "the counters (2 satellites, 1 in sync, 1 never seen, 1 group)"
 check "$B/seen.json" '.satellites == {"edge-01":"in sync","edge-02":"never seen"}' "each satellite's state"
 check "$B/seen.json" '.groups["site-a"] | length == 1 and (.[0] | startswith("proj/app:v1"))' "site-a's image proj/app:v1"
@@ -184,6 +187,16 @@ grep -q 'data-satellite="edge-01".*data-state="drifting"' "$T/overview-drift.htm
 grep -q 'id="count-drifting" href="[^"]*"><b>1</b>' "$T/overview-drift.html" || fail "the drifting counter is not 1"
 curl -s -b "$T/jar" "$GC_URL/ui/satellites/edge-01" > "$T/detail-drift.html"
 grep -q "data-missing=\"true\"><code>proj/web@$WEB</code>" "$T/detail-drift.html" || fail "the detail page does not show proj/web missing"
+# The link figures the heartbeat's activity carries (sync.budget set on edge-01): parsed into
+# the API's `link` object and the page's WAN/LAN and budget rows.
+jq -e '.link | .wan_bytes > 0 and .lan_bytes >= 0 and .window == "open" and .day_used > 0 and .day_left > 0
+       and .month_used > 0 and .month_left > .day_left and .budget_spent == false' "$T/drift.json" >/dev/null \
+    || fail "the status API has no link figures for edge-01: $(jq -c '{link, activity: .heartbeat.report.activity}' "$T/drift.json")"
+grep -q 'id="wan-bytes">[0-9.]* [KMG]iB</dd>' "$T/detail-drift.html" && grep -q 'id="wan-window">open</dd>' "$T/detail-drift.html" \
+    && grep -q 'id="budget-day">[0-9.]* [KMG]*i*B used, [0-9.]* [KMG]iB left</dd>' "$T/detail-drift.html" \
+    || fail "the detail page does not show edge-01's WAN bytes, window and budget: $(grep -o '<dt>WAN.*' "$T/detail-drift.html" | head -c 400)"
+grep -q 'id="count-budget_spent" href="[^"]*"><b>0</b>' "$T/overview-drift.html" || fail "the budget-spent counter is not 0"
+log "link figures: $(jq -c .link "$T/drift.json")"
 push "oci:$T/img/web:v1" proj/web:v1
 wait_for 60 "edge-01 in sync after it pulled proj/web" '[[ "$(gc_status | jq -r .state)" == in_sync ]]'
 gc_status | jq -e --arg w "$WEB" '.missing == [] and any(.heartbeat.report.cached_images[]; .reference | contains($w) or endswith("proj/web:v1"))' >/dev/null \
