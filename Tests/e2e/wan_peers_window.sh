@@ -10,6 +10,8 @@
 #   3. s2 asks for site/app:v2, in the upstream but synced by no peer: the pass pauses
 #      (exit 75, "outside the sync window"), still 0 WAN bytes.
 #   4. the peer endpoint's tag route: no proof -> 401, a tag no sync manages -> 404.
+#   5. `run` (fresh store, window closed) runs its pass through the peer anyway: it holds
+#      site/app:v1 within seconds, 0 WAN bytes.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_netns.sh"
@@ -24,6 +26,12 @@ mkdir -p "$D"
 head -c 32 /dev/urandom | base64 > "$D/site.secret"
 
 site_up 8mbps
+# The WAN counter must see only what the upstream sends: no IPv6 router solicitations.
+nsx "$NS_UP" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 2>/dev/null || true
+# "0 WAN bytes": no HTTP exchange with the upstream. tc counts every frame the upstream
+# sends; a stray ARP or neighbour packet (42-90 bytes) is not traffic of ours, while any
+# HTTP exchange (handshake and response) is several hundred bytes.
+NOISE=256
 for n in 1 2; do site_satellite "$n"; done
 start_upstream "$D/upstream"
 push_image 2 1 v2
@@ -52,7 +60,7 @@ start_sync 2 "$D"
 wait "${SYNC_PIDS[2]}" || fail "sync of s2 outside its window failed: $(tail -n 5 "$D/s2/sync.log" | tr '\n' ' ' | cut -c1-600)"
 wan=$(( $(wan_bytes) - before ))
 store_verified "$D" 2 v1 || fail "s2 does not hold site/app:v1 verified after its sync outside the window"
-(( wan == 0 )) || fail "s2 outside its window ($closed_window) moved $wan bytes on the WAN"
+(( wan < NOISE )) || fail "s2 outside its window ($closed_window) moved $wan bytes on the WAN"
 grep -q "tag resolved by the peers" "$D/s2/sync.log" || fail "s2 did not resolve the tag through its peer: $(tail -n 5 "$D/s2/sync.log" | tr '\n' ' ')"
 log "outside the window ($closed_window): s2 took site/app:v1 from s1 in $(since "$start")s, WAN $wan bytes"
 
@@ -67,7 +75,7 @@ set -e
 wan=$(( $(wan_bytes) - before ))
 [[ $rc == 75 ]] || fail "s2 syncing a tag no peer holds outside its window: exit $rc, want 75: $(tail -n 3 "$D/s2/sync-v2.log" | tr '\n' ' ')"
 grep -q "outside the sync window" "$D/s2/sync-v2.log" || fail "no 'outside the sync window' in: $(tail -n 3 "$D/s2/sync-v2.log" | tr '\n' ' ')"
-(( wan == 0 )) || fail "a paused pass moved $wan bytes on the WAN"
+(( wan < NOISE )) || fail "a paused pass moved $wan bytes on the WAN"
 log "site/app:v2 ($V2_BYTES bytes) held by no peer: paused until the window, WAN 0 bytes"
 
 # ---- 4. the tag route asks for proofs and answers only sync-managed tags
@@ -89,4 +97,18 @@ digest=$(nsx "${NS_SATS[2]}" curl -sf -H "Authorization: $(proof GET "$tpath")" 
 code=$(nsx "${NS_SATS[2]}" curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $(proof GET /peer/v1/tags/site/app/v2)" \
     "http://$(sat_ip 1):5000/peer/v1/tags/site/app/v2")
 [[ $code == 404 ]] || fail "tag route for a tag s1's sync does not hold: HTTP $code"
+
+# ---- 5. `run` outside its window: one pass through the peer
+stop_serve 2
+rm -rf "$D/s2/store"
+sat_config 2 "$D" v1 "$(peer_of 2 1)"
+jq --arg w "$closed_window" '.sync.windows = [$w] | .state.interval = "1h"' "$D/s2/config.json" > "$D/s2/config.tmp" && mv "$D/s2/config.tmp" "$D/s2/config.json"
+before=$(wan_bytes)
+ip netns exec "${NS_SATS[2]}" "$BIN" run --config "$D/s2/config.json" >"$D/s2/run.log" 2>&1 &
+RUN_PID=$!
+on_exit "kill_wait $RUN_PID"
+wait_until 30 "run of s2 holds site/app:v1" 'store_verified "$D" 2 v1' "$D/s2/run.log"
+wan=$(( $(wan_bytes) - before ))
+(( wan < NOISE )) || fail "run outside its window moved $wan bytes on the WAN"
+log "run outside the window: site/app:v1 from the peer, WAN 0 bytes"
 log "PASS"
