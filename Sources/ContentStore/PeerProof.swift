@@ -20,6 +20,10 @@ public final class PeerProof: Sendable {
     public static let scheme = "SatellitePeer"
     /// The peer endpoint: `<prefix><digest>` on a satellite's registry listener.
     public static let blobPathPrefix = "/peer/v1/blobs/"
+    /// `<prefix><digest>`: a manifest or index the satellite holds, verified, any repository.
+    public static let manifestPathPrefix = "/peer/v1/manifests/"
+    /// `<prefix><repository>/<tag>`: the digest of a tag the satellite's sync manages.
+    public static let tagPathPrefix = "/peer/v1/tags/"
     /// How far a proof's timestamp may be from this machine's clock (seconds).
     public static let window: Int64 = 120
 

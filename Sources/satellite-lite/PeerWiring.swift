@@ -62,7 +62,7 @@ extension Settings {
     /// The upstream, asked after the site's peers when there are any.
     func peeredContent(_ client: UpstreamClient, store: BlobStore, logger: Logger) throws -> any ContentSource {
         guard let network = try peerNetwork(logger: logger) else { return client }
-        return PeeredSource(upstream: client, network: network, store: store, takeover: config.peers.takeover, logger: logger)
+        return PeeredSource(upstream: client, network: network, store: store, takeover: config.peers.takeover, gate: client.gate, logger: logger)
     }
 }
 

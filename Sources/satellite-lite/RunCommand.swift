@@ -77,6 +77,8 @@ struct RunCommand: ConfigOnlyCommand {
         defer { watcher.cancel() }
 
         var lastCollect = MonotonicClock.now()
+        // When the last pass started: with peers, a closed WAN still gets a pass per interval.
+        var lastPass: Int64?
         while !control.stopRequested {
             // At the top, so a SIGHUP also reaches a satellite still onboarding (a fixed
             // groundControl.caFile lets it through).
@@ -144,11 +146,15 @@ struct RunCommand: ConfigOnlyCommand {
             }
             var client: UpstreamClient?
             var pause: Int64?
-            if settings.config.upstream != nil, settings.desiredState != nil, let closed = wan.closed(settings.wanGate, logger: logger) {
+            if settings.config.upstream != nil, settings.desiredState != nil, let closed = wan.closed(settings.wanGate, logger: logger),
+                !settings.config.peers.enabled || lastPass.map({ MonotonicClock.now() - $0 < settings.config.state.interval }) == true
+            {
                 // Outside the window or over the budget: no pass (no WAN byte, no failed-pass
-                // hooks); look again soon, so a window that opens is used at once.
+                // hooks); look again soon, so a window that opens is used at once. With peers,
+                // one pass per interval still runs: what the peers hold comes over the LAN.
                 pause = closed
             } else if settings.config.upstream != nil, settings.desiredState != nil {
+                lastPass = MonotonicClock.now()
                 do {
                     var upstream = try settings.makeClient()
                     client = upstream

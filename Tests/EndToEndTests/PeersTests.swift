@@ -10,5 +10,11 @@ extension EndToEnd {
         @Test func threeSatellitesShareOneWANDownloadAndSurviveDeadAndLyingPeers() throws {
             try EndToEnd.run("wan_peers.sh", [TestEnvironment.binary])
         }
+
+        /// Outside its sync window a satellite takes an update its peer holds (tag, manifest
+        /// and blobs over the LAN, 0 WAN bytes); a tag no peer's sync holds pauses the pass.
+        @Test func outsideItsWindowASatelliteTakesAnUpdateFromItsPeers() throws {
+            try EndToEnd.run("wan_peers_window.sh", [TestEnvironment.binary], timeout: 90)
+        }
     }
 }

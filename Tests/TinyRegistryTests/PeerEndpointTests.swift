@@ -46,7 +46,13 @@ import TestSupport
         func peer(
             _ digest: Digest, method: String = "GET", proved: Bool = true, query: String = "", extra: [String] = []
         ) throws -> (status: Int, headers: String, body: String, exit: Int32) {
-            let path = "\(PeerProof.blobPathPrefix)\(digest)"
+            try request("\(PeerProof.blobPathPrefix)\(digest)", method: method, query: query, extra: extra, proved: proved)
+        }
+
+        /// curl of any path of the registry listener; `proved` adds a fresh proof.
+        func request(
+            _ path: String, method: String = "GET", query: String = "", extra: [String] = [], proved: Bool = true
+        ) throws -> (status: Int, headers: String, body: String, exit: Int32) {
             let token = PosixFile.randomToken()
             let body = "\(directory)/body-\(token)", headers = "\(directory)/headers-\(token)"
             var arguments = ["curl", "-s", "-D", headers, "-o", body, "-w", "%{http_code}"]
@@ -59,6 +65,85 @@ import TestSupport
 
     static func bytes(_ count: Int, seed: UInt8) -> [UInt8] {
         (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }
+    }
+
+    /// An image manifest in `h`'s store, linked into `repository` and tagged `tag`; the tag
+    /// recorded as the sync's (`ManagedTags`) when `managed`.
+    static func tagged(_ h: Harness, _ repository: String, _ tag: String, managed: Bool, seed: UInt8) throws -> Digest {
+        let configBytes = Array(#"{"seed":\#(seed)}"#.utf8)
+        let config = try h.store.putBlob(configBytes)
+        let layer = try h.store.putBlob(bytes(1000, seed: seed))
+        let manifest = Array(
+            """
+            {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",\
+            "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(config)","size":\(configBytes.count)},\
+            "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"\(layer)","size":1000}]}
+            """.utf8)
+        let digest = try h.store.putBlob(manifest)
+        let name = try #require(RepositoryName(repository))
+        try h.store.linkManifest(digest, mediaType: "application/vnd.oci.image.manifest.v1+json", into: name)
+        try h.store.setTag(name, tag, to: digest)
+        if managed {
+            var tags = ManagedTags.read(store: h.store)
+            tags.tags["\(repository):\(tag)"] = digest.description
+            try tags.write(store: h.store)
+        }
+        return digest
+    }
+
+    @Test func manifestsByDigestOnlyToProofs() async throws {
+        let h = try Harness()
+        try await h.start()
+        defer { Task { await h.stop() } }
+        let digest = try Self.tagged(h, "site/app", "v1", managed: false, seed: 4)
+        let path = "\(PeerProof.manifestPathPrefix)\(digest)"
+        let refused = try h.request(path, proved: false)
+        #expect(refused.status == 401)
+        #expect(TestEnvironment.read(refused.body)?.contains("UNAUTHORIZED") == true)
+        // Any repository, tagged by whoever: a manifest is only bytes with a digest.
+        let got = try h.request(path)
+        #expect(got.status == 200)
+        #expect(got.headers.lowercased().contains("content-type: application/vnd.oci.image.manifest.v1+json"))
+        #expect(got.headers.lowercased().contains("docker-content-digest: \(digest)"))
+        #expect(ContentHasher.digest(of: try PosixFile.readAll(path: got.body, limit: 1 << 20)) == digest)
+        let head = try h.request(path, method: "HEAD")
+        #expect(head.status == 200)
+        // A blob that is no manifest, and a digest the store lacks: 404.
+        let layer = try h.store.putBlob(Self.bytes(5000, seed: 9))
+        #expect(try h.request("\(PeerProof.manifestPathPrefix)\(layer)").status == 404)
+        #expect(try h.request("\(PeerProof.manifestPathPrefix)\(ContentHasher.digest(of: [7]))").status == 404)
+        // A proof is for one path: a proof of another digest is refused.
+        let other = "\(PeerProof.manifestPathPrefix)\(layer)"
+        let misused = try h.request(path, extra: ["-H", "Authorization: \(h.proof.authorization(method: "GET", path: other))"], proved: false)
+        #expect(misused.status == 401)
+    }
+
+    @Test func tagsOnlyWhenTheSyncManagesThem() async throws {
+        let h = try Harness()
+        try await h.start()
+        defer { Task { await h.stop() } }
+        let managed = try Self.tagged(h, "site/app", "v1", managed: true, seed: 5)
+        _ = try Self.tagged(h, "site/app", "pushed", managed: false, seed: 6)
+        let path = "\(PeerProof.tagPathPrefix)site/app/v1"
+        #expect(try h.request(path, proved: false).status == 401)
+        let got = try h.request(path)
+        #expect(got.status == 200)
+        #expect(got.headers.lowercased().contains("docker-content-digest: \(managed)"))
+        #expect(TestEnvironment.read(got.body)?.contains(managed.description) == true)
+        #expect(try h.request(path, method: "HEAD").status == 200)
+        // A tag a client pushed, a tag nobody holds, another repository: 404, never a digest.
+        let pushed = try h.request("\(PeerProof.tagPathPrefix)site/app/pushed")
+        #expect(pushed.status == 404)
+        #expect(!pushed.headers.lowercased().contains("docker-content-digest"))
+        #expect(try h.request("\(PeerProof.tagPathPrefix)site/app/v2").status == 404)
+        #expect(try h.request("\(PeerProof.tagPathPrefix)other/app/v1").status == 404)
+        // The managed tag moved by a client (the sync's record is stale): 404.
+        let moved = try Self.tagged(h, "site/app", "v1", managed: false, seed: 7)
+        #expect(moved != managed)
+        #expect(try h.request(path).status == 404)
+        // Invalid names and tags are refused before anything is read.
+        #expect(try h.request("\(PeerProof.tagPathPrefix)Site/App/v1").status == 400)
+        #expect(try h.request("\(PeerProof.tagPathPrefix)site/app/-bad").status == 404)
     }
 
     @Test func onlyProofsOfTheSecretGetStoredBlobs() async throws {

@@ -167,3 +167,56 @@ final class PeerClient: Sendable {
         }
     }
 }
+
+extension PeerClient {
+    /// A small document from a peer (a manifest, a tag's digest), whole in memory, at most
+    /// `limit` bytes. Nil when the peer does not answer, answers anything but 200 or sends
+    /// more than `limit`.
+    func document(_ url: String, path: String, limit: Int) async -> (response: CurlTransfer.Response, body: [UInt8])? {
+        let finalOptions = options(method: "GET", path: path)
+        let answer = try? await blocking { cancel -> (CurlTransfer.Response, [UInt8])? in
+            var body: [UInt8] = []
+            var tooLong = false
+            let response = try CurlTransfer.perform(
+                url: url + path, options: finalOptions, cancelled: cancel,
+                onHeaders: { $0.status == 200 ? .accept : .reject },
+                onBody: { bytes in
+                    guard body.count + bytes.count <= limit else {
+                        tooLong = true
+                        throw Failure.lie("\(url) sent more than \(limit) bytes for \(path)")
+                    }
+                    body.append(contentsOf: bytes)
+                })
+            guard response.status == 200, !tooLong else { return nil }
+            return (response, body)
+        }
+        guard let (response, body) = answer else { return nil }
+        received.wrappingAdd(Int64(body.count), ordering: .relaxed)
+        accounting?.addLAN(Int64(body.count))
+        return (response, body)
+    }
+
+    /// The manifest `digest` from a peer, verified against the digest. Nil when the peer has
+    /// none; throws ``Failure/lie(_:)`` when its bytes do not hash to `digest` or are no manifest.
+    func manifest(_ url: String, digest: Digest) async throws -> ImagePublisher.ManifestContent? {
+        guard let (response, bytes) = await document(url, path: "\(PeerProof.manifestPathPrefix)\(digest)", limit: Manifest.maxSize)
+        else { return nil }
+        guard ContentHasher.digest(of: bytes, algorithm: digest.algorithm) == digest else {
+            throw Failure.lie("\(url) sent a manifest that does not match \(digest)")
+        }
+        guard let manifest = try? Manifest.parse(bytes) else {
+            throw Failure.lie("\(url) sent no valid manifest for \(digest)")
+        }
+        let contentType = response.header("content-type").map { String($0.split(separator: ";").first ?? "").trimmed(leading: false) }
+        return ImagePublisher.ManifestContent(
+            digest: digest, mediaType: manifest.effectiveMediaType(contentType: contentType), bytes: bytes, manifest: manifest)
+    }
+
+    /// The digest a peer's sync holds for `repository:tag`; nil when it holds none.
+    func tagDigest(_ url: String, repository: RepositoryName, tag: String) async -> Digest? {
+        guard let (response, _) = await document(url, path: "\(PeerProof.tagPathPrefix)\(repository)/\(tag)", limit: 4096) else {
+            return nil
+        }
+        return response.header("docker-content-digest").flatMap { Digest($0) }
+    }
+}

@@ -4,7 +4,11 @@ import OCICore
 
 /// A ``ContentSource`` that asks the site's peers for a blob before the WAN and coordinates
 /// with them so that the site fetches each blob from the WAN once (docs/sync.md, "Peers").
-/// Manifests and small documents come from the upstream (they say what is current).
+/// Manifests come from the upstream while the WAN gate is open; when it is closed
+/// (outside `sync.windows`, budget spent) or the upstream fails with a link error, from the
+/// peers: a tag resolves to the digest the peers' syncs hold for it, a manifest by digest
+/// from any peer that holds it, checked against the digest (``manifest(_:reference:)``).
+/// Small documents (state artifacts) and referrers come from the upstream only.
 ///
 /// For each blob, inside one ``fetchBlob(_:size:repository:into:progress:)`` and so inside
 /// the ``BlobTransfer`` that owns the ingest (which stays unchanged):
@@ -30,12 +34,15 @@ public final class PeeredSource: ContentSource {
     let network: PeerNetwork
     let takeover: Int64
     let pollInterval: Int64
+    /// The upstream's WAN gate: while it is closed, manifests come from the peers.
+    let gate: WANGate?
     private let logger: Logger
 
     public init(
         upstream: any ContentSource, network: PeerNetwork, store: BlobStore, takeover: Int64 = 2_000_000_000,
-        pollInterval: Int64 = 250_000_000, logger: Logger
+        pollInterval: Int64 = 250_000_000, gate: WANGate? = nil, logger: Logger
     ) {
+        self.gate = gate
         self.upstream = upstream
         self.peers = network.peers
         self.store = store
@@ -55,12 +62,102 @@ public final class PeeredSource: ContentSource {
     /// Bytes from peers (the LAN).
     public var lanBytesReceived: Int64 { client.bytesReceived }
 
+    /// From the upstream while the WAN gate lets a transfer start (``WANGate/check()``, which
+    /// reserves nothing); from the peers when it does not, or when the upstream fails with a
+    /// link error or defers. When no peer has it either, the upstream's answer stands (the
+    /// gate's `deferred`, the link error).
     public func manifest(_ repository: RepositoryName, reference: Reference) async throws -> ImagePublisher.ManifestContent {
-        try await upstream.manifest(repository, reference: reference)
+        if wanOpen() {
+            do {
+                return try await upstream.manifest(repository, reference: reference)
+            } catch let error as SyncError where Self.peersMayAnswer(error) {
+                if let found = try await peerManifest(repository, reference: reference) { return found }
+                throw error
+            }
+        }
+        if let found = try await peerManifest(repository, reference: reference) { return found }
+        return try await upstream.manifest(repository, reference: reference)
     }
 
     public func manifestDigest(_ repository: RepositoryName, tag: String) async throws -> Digest? {
-        try await upstream.manifestDigest(repository, tag: tag)
+        if wanOpen() {
+            do {
+                return try await upstream.manifestDigest(repository, tag: tag)
+            } catch let error as SyncError where Self.peersMayAnswer(error) {
+                if let found = await peerTagDigest(repository, tag: tag) { return found }
+                throw error
+            }
+        }
+        if let found = await peerTagDigest(repository, tag: tag) { return found }
+        return try await upstream.manifestDigest(repository, tag: tag)
+    }
+
+    /// Whether a WAN transfer could start now (no gate: always).
+    private func wanOpen() -> Bool {
+        guard let gate else { return true }
+        do {
+            try gate.check()
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Upstream failures the peers may stand in for: the link, a closed WAN.
+    static func peersMayAnswer(_ error: SyncError) -> Bool {
+        error.kind == .link || error.kind == .deferred
+    }
+
+    /// The digest the peers' syncs hold for `repository:tag`: asked in parallel; when they
+    /// disagree (one synced an older update), the digest most of them hold, ties broken by
+    /// the digest's text so every satellite picks the same. Nil when none holds the tag.
+    func peerTagDigest(_ repository: RepositoryName, tag: String) async -> Digest? {
+        await network.settle()
+        let candidates = peers.live()
+        guard !candidates.isEmpty else { return nil }
+        let answers = await withTaskGroup(of: Digest?.self) { group in
+            for url in candidates {
+                group.addTask { [client] in await client.tagDigest(url, repository: repository, tag: tag) }
+            }
+            var found: [Digest: Int] = [:]
+            for await digest in group {
+                if let digest { found[digest, default: 0] += 1 }
+            }
+            return found
+        }
+        let chosen = answers.max { a, b in a.value != b.value ? a.value < b.value : a.key.description > b.key.description }?.key
+        if let chosen {
+            logger.info(
+                "tag resolved by the peers", metadata: ["image": "\(repository):\(tag)", "digest": "\(chosen)", "peers": "\(answers.count == 1 ? "agree" : "disagree")"])
+        }
+        return chosen
+    }
+
+    /// A manifest from the peers: a tag through ``peerTagDigest(_:tag:)``, then the first
+    /// live peer that holds the digest and sends bytes that hash to it (one that sends other
+    /// bytes is a liar for it). Nil when no peer has it.
+    func peerManifest(_ repository: RepositoryName, reference: Reference) async throws -> ImagePublisher.ManifestContent? {
+        let digest: Digest
+        switch reference {
+        case .digest(let pinned): digest = pinned
+        case .tag(let tag):
+            guard let resolved = await peerTagDigest(repository, tag: tag) else { return nil }
+            digest = resolved
+        }
+        await network.settle()
+        for url in peers.live() where !peers.isLiar(url, for: digest) {
+            if Task.isCancelled { throw SyncError(.cancelled, "cancelled") }
+            do {
+                if let found = try await client.manifest(url, digest: digest) {
+                    logger.debug("manifest from a peer", metadata: ["peer": "\(url)", "digest": "\(digest)"])
+                    return found
+                }
+            } catch {
+                logger.warning("peer sent a manifest that does not match its digest", metadata: ["peer": "\(url)", "error": "\(error)"])
+                peers.markLiar(url, for: digest)
+            }
+        }
+        return nil
     }
 
     public func referrers(_ repository: RepositoryName, of digest: Digest) async throws -> [UInt8]? {

@@ -21,7 +21,8 @@ import NIOHTTP1
 extension RegistryAPI {
     static let peerPollInterval: Int64 = 50_000_000
 
-    func peerBlob(_ request: Request, _ digest: Digest) throws -> Response {
+    /// Throws 401 unless the request proves the site secret.
+    func requirePeerProof(_ request: Request) throws {
         guard let proof = peerProof else {
             throw RegistryError(.unauthorized, "this satellite serves no peers (no peers.secretFile)")
         }
@@ -30,6 +31,53 @@ extension RegistryAPI {
         else {
             throw RegistryError(.unauthorized, "peer requests must prove the site secret (SatellitePeer authorization)")
         }
+    }
+
+    /// `GET|HEAD /peer/v1/manifests/<digest>`: a manifest or index this store holds, whatever
+    /// the repository, re-hashed before it is served (a peer checks the digest again).
+    func peerManifest(_ request: Request, _ digest: Digest) throws -> Response {
+        try requirePeerProof(request)
+        guard store.hasBlob(digest), let bytes = try? store.readBlob(digest, limit: Manifest.maxSize),
+            ContentHasher.digest(of: bytes, algorithm: digest.algorithm) == digest,
+            let manifest = try? Manifest.parse(bytes)
+        else {
+            throw RegistryError(.manifestUnknown, "this satellite holds no manifest \(digest)")
+        }
+        var response = Response.json(bytes, contentType: manifest.effectiveMediaType(contentType: nil))
+        response.headers.add(name: "Docker-Content-Digest", value: digest.description)
+        if request.method == .HEAD {
+            response.headers.add(name: "Content-Length", value: String(bytes.count))
+            response.body = .none
+            return response
+        }
+        metrics.recordPeerServed(Int64(bytes.count))
+        return response
+    }
+
+    /// `GET|HEAD /peer/v1/tags/<repository>/<tag>`: the digest this store has for a tag its
+    /// sync manages (desired state, `ManagedTags`) and holds: `Docker-Content-Digest` and
+    /// `{"digest": "..."}`. Tags pushed by clients or cached by the proxy are not a peer's to
+    /// take as the site's desired state: 404.
+    func peerTag(_ request: Request, _ repository: RepositoryName, _ tag: String) throws -> Response {
+        try requirePeerProof(request)
+        let managed = ManagedTags.read(store: store)
+        guard let recorded = managed.tags["\(repository):\(tag)"], let digest = Digest(recorded),
+            store.resolveTag(repository, tag) == digest, store.hasBlob(digest)
+        else {
+            throw RegistryError(.manifestUnknown, "this satellite's sync holds no \(repository):\(tag)")
+        }
+        let body = Array(#"{"digest":"\#(digest)"}"#.utf8)
+        var response = Response.json(body)
+        response.headers.add(name: "Docker-Content-Digest", value: digest.description)
+        if request.method == .HEAD {
+            response.headers.add(name: "Content-Length", value: String(body.count))
+            response.body = .none
+        }
+        return response
+    }
+
+    func peerBlob(_ request: Request, _ digest: Digest) throws -> Response {
+        try requirePeerProof(request)
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/octet-stream")
         headers.add(name: "Docker-Content-Digest", value: digest.description)

@@ -85,6 +85,10 @@ public final class RegistryAPI: Sendable {
             return try getBlob(request, name, digest)
         case (.peerBlob(let digest), .GET), (.peerBlob(let digest), .HEAD):
             return try peerBlob(request, digest)
+        case (.peerManifest(let digest), .GET), (.peerManifest(let digest), .HEAD):
+            return try peerManifest(request, digest)
+        case (.peerTag(let name, let tag), .GET), (.peerTag(let name, let tag), .HEAD):
+            return try peerTag(request, name, tag)
         case (.blob(let name, let digest), .DELETE):
             return try deleteBlob(name, digest)
         case (.uploads(let name), .POST):

@@ -18,6 +18,10 @@ public enum Route: Sendable, Equatable {
     /// `/peer/v1/blobs/<digest>`: another satellite of the site asks for a blob by digest
     /// (RegistryAPI+Peers.swift).
     case peerBlob(Digest)
+    /// `/peer/v1/manifests/<digest>`: a manifest by digest, for a peer (RegistryAPI+Peers.swift).
+    case peerManifest(Digest)
+    /// `/peer/v1/tags/<repository>/<tag>`: the digest of a tag the sync manages, for a peer.
+    case peerTag(RepositoryName, String)
 
     /// Parses a request path (without query).
     ///
@@ -39,6 +43,24 @@ public enum Route: Sendable, Equatable {
                 throw RegistryError(.digestInvalid, "invalid digest \"\(text.prefix(200))\"")
             }
             return .peerBlob(digest)
+        }
+        if path.hasPrefix(PeerProof.manifestPathPrefix) {
+            let text = path.dropFirst(PeerProof.manifestPathPrefix.count)
+            guard let digest = Digest(text) else {
+                throw RegistryError(.digestInvalid, "invalid digest \"\(text.prefix(200))\"")
+            }
+            return .peerManifest(digest)
+        }
+        if path.hasPrefix(PeerProof.tagPathPrefix) {
+            let text = String(path.dropFirst(PeerProof.tagPathPrefix.count))
+            guard let slash = text.lastIndex(of: "/"), let name = RepositoryName(String(text[..<slash])) else {
+                throw RegistryError(.nameInvalid, "invalid repository in \"\(text.prefix(300))\"")
+            }
+            let tag = String(text[text.index(after: slash)...])
+            guard Reference.isValidTag(tag) else {
+                throw RegistryError(.manifestUnknown, "no manifest under the invalid tag \"\(tag.prefix(200))\"")
+            }
+            return .peerTag(name, tag)
         }
         guard path.hasPrefix("/v2/") else {
             throw RegistryError(.notFound, "no such endpoint: \(path.prefix(200))")
