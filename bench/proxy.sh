@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # bench/proxy.sh [--runs N] [--size MiB] [--clients K] [--image MiB] [--wan RATE] [--bin PATH] [--profile NAME] [--check]
+#                [--store-blobs N] [--misses M] [--ttfb-only] [--before PATH]
 #
 # Pull-through proxy benchmark: satellite-lite's proxy against Debian's docker-registry
 # (distribution 2.8) as the upstream, and against docker-registry's own pull-through
@@ -20,6 +21,12 @@
 #   5. the same cold image with the WAN emulated at --wan for both: satellite-lite's shared cap,
 #      and for the direct pull curl's --limit-rate at a quarter of it per layer (what a site
 #      behind that link sees, where the proxy's hashing and disk writes overlap the link).
+#   6. time to first byte of a miss (M, default 12, distinct uncached 64 KiB blobs, one after
+#      the other) through a satellite whose store already holds --store-blobs (default 2000)
+#      blobs, against the same with an empty store: what the quota check of a miss costs as
+#      the store grows (--store-blobs 0 skips it). --before PATH measures another binary the
+#      same way in the same run (e.g. one built from main), for a before/after.
+# --ttfb-only: step 6 alone.
 # Every GET must answer 200 with exactly the blob's size. Reports each run and the medians.
 # --check: exit 1 unless the issue's goals hold (upstream bytes <= 1.02x, T20/T1 <= 1.2,
 # peak RSS <= 24 MiB). Nothing is kept: everything lives in a temp dir removed on exit.
@@ -27,8 +34,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/../Tests/e2e/lib.sh"
 
-RUNS=3 SIZE=256 CLIENTS=20 IMAGE=1024 WAN=100MB/s BIN="" PROFILE=generic-amd64 CHECK=0
-usage() { echo "usage: $0 [--runs N] [--size MiB] [--clients K] [--image MiB] [--wan RATE] [--bin PATH] [--profile NAME] [--check]" >&2; exit 64; }
+RUNS=3 SIZE=256 CLIENTS=20 IMAGE=1024 WAN=100MB/s BIN="" PROFILE=generic-amd64 CHECK=0 STORE_BLOBS=2000 MISSES=12 TTFB_ONLY=0 BEFORE=""
+usage() { echo "usage: $0 [--runs N] [--size MiB] [--clients K] [--image MiB] [--wan RATE] [--bin PATH] [--profile NAME] [--check] [--store-blobs N] [--misses M] [--ttfb-only] [--before PATH]" >&2; exit 64; }
 while (( $# )); do
     case $1 in
         --runs) RUNS=${2:-}; shift 2 ;;
@@ -39,11 +46,17 @@ while (( $# )); do
         --bin) BIN=${2:-}; shift 2 ;;
         --profile) PROFILE=${2:-}; shift 2 ;;
         --check) CHECK=1; shift ;;
+        --store-blobs) STORE_BLOBS=${2:-}; shift 2 ;;
+        --misses) MISSES=${2:-}; shift 2 ;;
+        --ttfb-only) TTFB_ONLY=1; shift ;;
+        --before) BEFORE=${2:-}; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
         *) usage ;;
     esac
 done
 [[ "$RUNS" =~ ^[1-9][0-9]*$ && "$SIZE" =~ ^[1-9][0-9]*$ && "$CLIENTS" =~ ^[1-9][0-9]*$ && "$IMAGE" =~ ^[1-9][0-9]*$ ]] || usage
+[[ "$STORE_BLOBS" =~ ^[0-9]+$ && "$MISSES" =~ ^[1-9][0-9]*$ ]] || usage
+[[ -z "$BEFORE" || -x "$BEFORE" ]] || fail "--before $BEFORE is not an executable"
 if [[ -z "$BIN" ]]; then
     for c in "$HERE/../.build-bench/release/satellite-lite" "$HERE/../.build/release/satellite-lite"; do
         [[ -x "$c" ]] && { BIN=$c; break; }
@@ -85,6 +98,74 @@ push_blob() {
 # make_blob FILE BYTES -> digest
 make_blob() { head -c "$2" /dev/urandom > "$1"; echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
 
+start_satellite() { # NAME [RATE] [STORE_TO_COPY] [BINARY] -> SAT, SAT_PID
+    local dir=$T/$1 rate=${2:-0} seed=${3:-} bin=${4:-$BIN}
+    rm -rf "$dir"; mkdir -p "$dir"
+    [[ -z "$seed" ]] || cp -a "$seed" "$dir/store"
+    SAT=127.0.0.1:$(free_port)
+    jq -n --arg s "$dir/store" --arg l "$SAT" --arg u "http://$UP" --arg p "$PROFILE" --arg r "$rate" \
+        '{profile:$p, storage:{path:$s}, registry:{listen:$l}, upstream:{url:$u}, sync:{bandwidth:$r}, proxy:{enabled:true}}' > "$dir/config.json"
+    "$bin" serve --config "$dir/config.json" > "$dir/log" 2>&1 &
+    SAT_PID=$!
+    on_exit "kill_wait $SAT_PID"
+    WAIT_HTTP_PID=$SAT_PID WAIT_HTTP_LOG="$dir/log" wait_http "http://$SAT/v2/" 30
+}
+stop_satellite() { kill_wait "$SAT_PID"; rm -rf "$T/$1"; }
+
+# Step 6: the TTFB of misses against a store of STORE_BLOBS blobs vs an empty one.
+if (( STORE_BLOBS > 0 )); then
+    log "step 6: $MISSES uncached 64 KiB blobs upstream; a store of $STORE_BLOBS blobs"
+    MISS=()
+    for (( i=0; i<MISSES; i++ )); do
+        d=$(make_blob "$T/miss" 65536); push_blob bench/miss "$T/miss" "$d"; MISS+=("$d")
+    done
+    rm -f "$T/miss"
+    # A store of STORE_BLOBS real blobs (4 KiB, content-addressed) as a sync would leave it.
+    python3 - "$T/seed/blobs/sha256" "$STORE_BLOBS" <<'PY'
+import hashlib, os, sys
+base, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    data = os.urandom(4096)
+    h = hashlib.sha256(data).hexdigest()
+    os.makedirs(f"{base}/{h[:2]}", exist_ok=True)
+    with open(f"{base}/{h[:2]}/{h}", "wb") as f:
+        f.write(data)
+PY
+    # miss_ttfb NAME SEED BINARY -> median seconds to the first byte of the MISSES misses
+    miss_ttfb() {
+        local name=$1 seed=$2 bin=$3 code size first
+        local -a firsts=()
+        start_satellite "$name" 0 "$seed" "$bin"
+        # One warm-up miss of a blob outside the set: connections and the first walk are
+        # paid here, as in a satellite that has served before.
+        curl -s -o /dev/null "http://$SAT/v2/bench/miss/blobs/${MISS[0]}" || fail "warm-up miss from $SAT failed"
+        for (( i=1; i<MISSES; i++ )); do
+            read -r code size first < <(curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_starttransfer}\n' --max-time 60 \
+                "http://$SAT/v2/bench/miss/blobs/${MISS[i]}")
+            [[ "$code $size" == "200 65536" ]] || fail "miss $i from $name: '$code $size', want '200 65536'"
+            firsts+=("$first")
+        done
+        stop_satellite "$name"
+        median "${firsts[@]}"
+    }
+    mkdir -p "$T/empty/blobs/sha256"
+    declare -a M_EMPTY=() M_FULL=() B_EMPTY=() B_FULL=()
+    for (( run=1; run<=RUNS; run++ )); do
+        M_EMPTY+=("$(miss_ttfb ttfb-empty "$T/empty" "$BIN")")
+        M_FULL+=("$(miss_ttfb ttfb-full "$T/seed" "$BIN")")
+        if [[ -n "$BEFORE" ]]; then
+            B_EMPTY+=("$(miss_ttfb ttfb-empty "$T/empty" "$BEFORE")")
+            B_FULL+=("$(miss_ttfb ttfb-full "$T/seed" "$BEFORE")")
+        fi
+        log "step 6 run $run: miss TTFB empty store ${M_EMPTY[-1]}s, $STORE_BLOBS blobs ${M_FULL[-1]}s${BEFORE:+; before: ${B_EMPTY[-1]}s, ${B_FULL[-1]}s}"
+    done
+    ms() { awk -v s="$1" 'BEGIN{printf "%.1f ms", s*1000}'; }
+    TTFB_SUMMARY="miss time to first byte (64 KiB blobs, median of $(( MISSES - 1 )) misses x $RUNS runs): empty store $(ms "$(median "${M_EMPTY[@]}")"), $STORE_BLOBS-blob store $(ms "$(median "${M_FULL[@]}")")"
+    [[ -z "$BEFORE" ]] || TTFB_SUMMARY+=$'\n'"  --before $BEFORE: empty store $(ms "$(median "${B_EMPTY[@]}")"), $STORE_BLOBS-blob store $(ms "$(median "${B_FULL[@]}")")"
+    rm -rf "$T/seed" "$T/empty"
+    if (( TTFB_ONLY )); then echo "$TTFB_SUMMARY"; exit 0; fi
+fi
+
 log "upstream docker-registry on $UP; generating blobs"
 BLOB=$(make_blob "$T/blob" "$BYTES")
 push_blob bench/blob "$T/blob" "$BLOB"
@@ -105,18 +186,6 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: applicati
     --data-binary @"$T/manifest" "http://$UP/v2/bench/image/manifests/v1")
 [[ "$code" == 201 ]] || fail "manifest PUT to the upstream answered $code"
 
-start_satellite() { # NAME [RATE] -> SAT, SAT_PID
-    local dir=$T/$1 rate=${2:-0}
-    rm -rf "$dir"; mkdir -p "$dir"
-    SAT=127.0.0.1:$(free_port)
-    jq -n --arg s "$dir/store" --arg l "$SAT" --arg u "http://$UP" --arg p "$PROFILE" --arg r "$rate" \
-        '{profile:$p, storage:{path:$s}, registry:{listen:$l}, upstream:{url:$u}, sync:{bandwidth:$r}, proxy:{enabled:true}}' > "$dir/config.json"
-    "$BIN" serve --config "$dir/config.json" > "$dir/log" 2>&1 &
-    SAT_PID=$!
-    on_exit "kill_wait $SAT_PID"
-    WAIT_HTTP_PID=$SAT_PID WAIT_HTTP_LOG="$dir/log" wait_http "http://$SAT/v2/" 30
-}
-stop_satellite() { kill_wait "$SAT_PID"; rm -rf "$T/$1"; }
 start_distribution_proxy() { # -> DP
     rm -rf "$T/dp"
     DOCKER_REGISTRY_ACCESSLOG=0 start_docker_registry "$T/dp" "proxy:
@@ -235,3 +304,4 @@ if (( CHECK )); then
     awk -v u="$UPX" -v r="$RATIO" -v m="$RSS_MIB" 'BEGIN{exit !(u <= 1.02 && r <= 1.2 && m <= 24)}' \
         || fail "goals not met: upstream ${UPX}x, time ${RATIO}x, RSS ${RSS_MIB} MiB"
 fi
+[[ -z "${TTFB_SUMMARY:-}" ]] || echo "$TTFB_SUMMARY"

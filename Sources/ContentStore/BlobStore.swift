@@ -60,6 +60,8 @@ public final class BlobStore: Sendable {
     /// Last time each blob was served to a client: content the agent itself released is
     /// kept only while someone may be reading it.
     public let reads: AccessLog
+    /// Bytes the blobs occupy, as a running figure (quota checks).
+    public let usage: StoreUsage
 
     /// Opens (and creates) the store at `configuration.root`.
     public init(configuration: Configuration) throws {
@@ -67,6 +69,7 @@ public final class BlobStore: Sendable {
         layout = StoreLayout(root: configuration.root)
         access = AccessLog(layout: layout, path: layout.accessLog)
         reads = AccessLog(layout: layout, path: layout.readLog)
+        usage = StoreUsage(layout: layout)
         for directory in layout.folders {
             try PosixFile.makeDirectories(directory)
         }
@@ -146,18 +149,23 @@ public final class BlobStore: Sendable {
     func install(file: String, as digest: Digest) throws {
         let target = blobPath(digest)
         let directory = String(target[..<(target.lastIndex(of: "/") ?? target.endIndex)])
+        let size = (try? PosixFile.status(file).size) ?? 0
+        let replaced = (try? PosixFile.status(target).size) ?? 0
         do {
             try PosixFile.rename(file, target)
         } catch let error as PosixError where error.isNotFound {
             try PosixFile.makeDirectories(directory)
             try PosixFile.rename(file, target)
         }
+        usage.record(size - replaced)
         if configuration.fsyncOnCommit { try PosixFile.fsyncDirectory(directory) }
     }
 
     /// Removes a blob from the store (all repositories). Open readers keep their view.
     public func removeBlob(_ digest: Digest) throws {
+        let size = blobSize(digest) ?? 0
         try PosixFile.unlink(blobPath(digest))
+        usage.record(-size)
     }
 
     /// Every stored blob, for GC and verify.

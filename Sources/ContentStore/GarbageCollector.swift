@@ -276,9 +276,12 @@ public enum GarbageCollector {
     }
 
     /// Bytes the store occupies: blobs, partial downloads and uploads in progress.
-    public static func diskUse(store: BlobStore) -> Int64 {
-        var total: Int64 = 0
-        for digest in (try? store.allBlobs()) ?? [] { total += store.blobSize(digest) ?? 0 }
+    ///
+    /// The blobs' part is the store's running figure (``StoreUsage``: no walk unless it may
+    /// be stale); `exact` walks them now. Downloads and uploads in progress are listed each
+    /// time (a handful of files, whatever the store's size).
+    public static func diskUse(store: BlobStore, exact: Bool = false) -> Int64 {
+        var total: Int64 = exact ? store.usage.refresh() : store.usage.blobBytes()
         let layout = store.layout
         for name in (try? PosixFile.list(layout.ingest)) ?? [] {
             total += (try? PosixFile.status("\(layout.ingest)/\(name)").size) ?? 0

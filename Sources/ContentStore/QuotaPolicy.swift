@@ -39,7 +39,11 @@ public struct QuotaPolicy: Sendable {
         for (digest, size) in sizes where !store.hasBlob(digest) {
             missing += max(0, size - store.partialDownloadSize(digest))
         }
+        // The running figure answers the common case without a walk; eviction is decided on
+        // an exact one (the figure may lag another process's changes by a little).
         var use = GarbageCollector.diskUse(store: store)
+        guard use + missing > quota else { return 0 }
+        use = GarbageCollector.diskUse(store: store, exact: true)
         guard use + missing > quota else { return 0 }
         var evicted: Int64 = 0
         // A sweep skips what was used after its plan (a pull racing it), so check the room

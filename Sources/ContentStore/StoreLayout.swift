@@ -18,7 +18,7 @@ import Musl
 /// repositories/<name>/_layers/…              blob links, manifest revisions, tags, referrers
 /// sync/{lock,status.json,managed.json}       the writer lock, sync status, the agent's tags
 /// sync/{managed.lock,wan.json}               managed.json's lock across processes, WAN ledger
-/// gc/{access,reads}                          last use and last read of each blob
+/// gc/{access,reads,changes}                  last use and last read of each blob, change counter
 /// quarantine/                                blobs verify found corrupt
 /// hooks/                                     the hook journal
 /// fleet/{link,config,status}.json            the Ground Control link (FleetLink; link and config 0600)
@@ -97,6 +97,8 @@ public struct StoreLayout: Sendable, Equatable {
     public var gc: String { "\(root)/gc" }
     public var accessLog: String { "\(gc)/access" }
     public var readLog: String { "\(gc)/reads" }
+    /// The store-wide change counter of the blobs (its size; ``StoreUsage``).
+    public var usageCounter: String { "\(gc)/changes" }
 
     public var hooks: String { "\(root)/hooks" }
 

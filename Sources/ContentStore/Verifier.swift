@@ -71,7 +71,9 @@ public enum Verifier {
     static func quarantine(store: BlobStore, _ digest: Digest) throws {
         let directory = store.layout.quarantine
         try PosixFile.makeDirectories(directory)
+        let size = store.blobSize(digest) ?? 0
         try PosixFile.rename(store.blobPath(digest), "\(directory)/\(digest.algorithm.rawValue)-\(digest.hex)")
+        store.usage.record(-size)
     }
 
     /// Every digest a manifest reaches (itself included), as far as the store holds them.

@@ -9,15 +9,14 @@ import Trust
 /// the sync makes it (same auth, same bandwidth cap), one client per mirror sharing that
 /// cap, the trust policy of the publish step, and the quota's room-making.
 extension Settings {
-    /// Nil when `proxy.enabled` is not set at start (turning it on takes a restart, like
-    /// `registry.listen`); every other proxy setting follows a reload
-    /// (``updatePullThrough(_:store:logger:)``).
+    /// Made whether or not `proxy.enabled` is set: a disabled proxy routes nothing upstream
+    /// (the store alone answers) and a reload that enables it puts it to work without a
+    /// restart, as every other proxy setting (``updatePullThrough(_:store:logger:)``).
     ///
     /// Throws a one-line ``CLIError`` when a credential file cannot be read.
-    func makePullThrough(store: BlobStore, logger: Logger) throws -> PullThroughProxy? {
-        guard config.proxy.enabled else { return nil }
+    func makePullThrough(store: BlobStore, logger: Logger) throws -> PullThroughProxy {
         let parts = try pullThroughParts(store: store, logger: logger, reusing: nil)
-        logProxy(logger)
+        if config.proxy.enabled { logProxy(logger) }
         return PullThroughProxy(
             configuration: parts.configuration, store: store, policy: parts.policy, upstream: parts.upstream, mirrors: parts.mirrors,
             logger: logger)

@@ -51,7 +51,7 @@ struct RunCommand: ConfigOnlyCommand {
         let metrics = RunMetrics(settings: settings, store: store, hooks: hooks)
         server.api.metrics.addProvider { metrics.render() }
         if let fleet { server.api.metrics.addProvider { fleet.metricsText() } }
-        if let proxy { server.api.metrics.addProvider { proxy.metricsText() } }
+        server.api.metrics.addProvider { proxy.metricsText() }
         // The WAN gate of this store: its ledger's counts on /metrics; LAN bytes served by
         // the registry fed to its accounting, and the ledger written, every few seconds.
         let wan = WANAccountingLoop(gate: settings.wanGate, served: { server.api.metrics.bytesServed })
@@ -139,11 +139,7 @@ struct RunCommand: ConfigOnlyCommand {
             }
             // The proxy follows the settings in effect: a reload, and in fleet mode the
             // upstream and credentials Ground Control supplies.
-            if let proxy {
-                settings.updatePullThrough(proxy, store: store, logger: logger)
-            } else if settings.config.proxy.enabled {
-                logger.warning("proxy.enabled takes effect after a restart")
-            }
+            settings.updatePullThrough(proxy, store: store, logger: logger)
             var client: UpstreamClient?
             var pause: Int64?
             if settings.config.upstream != nil, settings.desiredState != nil, let closed = wan.closed(settings.wanGate, logger: logger),

@@ -15,7 +15,7 @@ import Musl
 
 struct Serve: ConfigOnlyCommand {
     static var spec: CommandSpec {
-        CommandSpec(name: "serve", abstract: "Serve the registry only (no sync). SIGTERM/SIGINT stop it gracefully; SIGHUP reloads the TLS certificate and htpasswd users.", options: [.config])
+        CommandSpec(name: "serve", abstract: "Serve the registry only (no sync). SIGTERM/SIGINT stop it gracefully; SIGHUP reloads the TLS certificate, htpasswd users and proxy settings.", options: [.config])
     }
 
     var options: ConfigOption
@@ -36,7 +36,7 @@ struct Serve: ConfigOnlyCommand {
         let proxy = try settings.makePullThrough(store: store, logger: logger)
         let server = RegistryServer(
             configuration: try settings.makeRegistryConfiguration(), api: try settings.makeRegistryAPI(store: store, pullThrough: proxy), logger: logger)
-        if let proxy { server.api.metrics.addProvider { proxy.metricsText() } }
+        server.api.metrics.addProvider { proxy.metricsText() }
         do {
             try await server.start()
         } catch {
@@ -55,6 +55,20 @@ struct Serve: ConfigOnlyCommand {
         let stop = SignalWatcher(signals: [SIGTERM, SIGINT, SIGHUP]) { signal in
             if signal == SIGHUP {
                 Settings.reloadListenerFiles(configPath: configPath, server: server, logger: logger)
+                // The proxy follows the config as under `run` (allow, mirrors, upstream,
+                // windows, enabled); the listener and the store stay until a restart.
+                do {
+                    let reloaded = try Settings.load(configPath: configPath)
+                    if reloaded.config.registry.listen != settings.config.registry.listen
+                        || reloaded.config.storage.path != settings.config.storage.path
+                    {
+                        logger.warning("registry.listen and storage.path changes take effect after a restart")
+                    }
+                    reloaded.updatePullThrough(proxy, store: store, logger: logger)
+                    logger.info("configuration reloaded", metadata: ["config": "\(reloaded.source)"])
+                } catch {
+                    logger.error("configuration reload failed; keeping the previous one", metadata: ["error": "\(error)"])
+                }
                 return
             }
             logger.info("stopping", metadata: ["signal": "\(signal)"])

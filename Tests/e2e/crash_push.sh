@@ -274,7 +274,7 @@ for dirpath, dirnames, filenames in os.walk(store):
                 errors.append(f"{rel}: not a repository link, revision, tag or referrer")
         elif parts[0] == "sync" and len(parts) == 2 and parts[1] in ("lock", "managed.lock", "managed.json", "status.json", "wan.json"):
             pass  # a push takes managed.json's cross-process lock to check desired tags
-        elif parts[0] == "gc" and len(parts) == 2 and (parts[1] in ("access", "reads") or re.fullmatch(TMP, parts[1])):
+        elif parts[0] == "gc" and len(parts) == 2 and (parts[1] in ("access", "reads", "changes") or re.fullmatch(TMP, parts[1])):
             # The registry records blob uses in memory and writes gc/access (atomically, via a
             # temp file) at most 30 s later: a run slower than that has one.
             if re.fullmatch(TMP, parts[1]):

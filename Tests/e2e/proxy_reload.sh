@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # proxy_reload.sh BIN
-# The proxy settings of `satellite-lite run` follow a SIGHUP, as the rest of the config,
-# against Debian's docker-registry as the upstream (its access log shows what reached it):
+# The proxy settings of `satellite-lite run` and `serve` follow a SIGHUP, as the rest of the
+# config, against Debian's docker-registry as the upstream (its access log shows what reached it):
+#   0. `run` starts with proxy.enabled false: library/app is 404, the upstream not asked;
+#      SIGHUP with the proxy enabled puts it to work without a restart (step 1 on);
 #   1. library/app is outside proxy.allow: 404, and the upstream never hears of it;
 #   2. proxy.allow widened + SIGHUP: the same pull is fetched through the proxy (manifest and
 #      layer, verified), without a restart;
@@ -12,7 +14,9 @@
 #      still served (with tagRecheck 0s: the recheck is deferred, the cached tag served);
 #   5. proxy.enabled false + SIGHUP: an uncached tag is 404 and the upstream is not asked;
 #      the cached image is still served;
-#   6. a broken config + SIGHUP is refused and the proxy settings in effect stay.
+#   6. a broken config + SIGHUP is refused and the proxy settings in effect stay;
+#   7. `serve` (no sync) started with the proxy disabled: 404; SIGHUP enabling it: the same
+#      pull is proxied (manifest and layer verified); SIGHUP disabling it: 404 again.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -48,7 +52,7 @@ config() { # PROXY_JSON [SYNC_JSON]
         '{profile:"generic-amd64", storage:{path:$s}, registry:{listen:$l}, upstream:{url:$u}, state:{interval:"1h"}, proxy:$p, sync:$y}' > "$CFG.tmp"
     mv "$CFG.tmp" "$CFG"
 }
-config '{"enabled":true,"allow":["other/**"]}'
+config '{"enabled":false}'
 "$BIN" run --config "$CFG" > "$T/sat.log" 2>&1 &
 SAT_PID=$!
 on_exit "kill_wait $SAT_PID"
@@ -62,8 +66,19 @@ hup() {
 ACCEPT='application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json'
 get() { curl -s -o "$T/body" -w '%{http_code}' -H "Accept: $ACCEPT" "http://$SAT/v2/$1"; }
 
-# 1. Outside proxy.allow. (The pushes are in the access logs too: count from here.)
+# 0. Disabled at start, then enabled by SIGHUP (no restart). (The pushes are in the access
+#    logs too: count from here.)
 pushed=$(asked up app)
+code=$(get library/app/manifests/v1)
+[[ "$code" == 404 ]] || fail "library/app:v1 with the proxy disabled at start answered $code, expected 404"
+[[ "$(asked up app)" == "$pushed" ]] || fail "the upstream was asked with the proxy disabled at start"
+config '{"enabled":true,"allow":["other/**"]}'
+hup
+grep -q 'pull-through proxy enabled' "$T/sat.log" || fail "enabling the proxy by SIGHUP did not take effect: $(tail -3 "$T/sat.log")"
+! grep -q 'takes effect after a restart' "$T/sat.log" || fail "enabling the proxy by SIGHUP asked for a restart"
+log "0. proxy disabled at start: 404, upstream not asked; SIGHUP enables it"
+
+# 1. Outside proxy.allow.
 code=$(get library/app/manifests/v1)
 [[ "$code" == 404 ]] || fail "library/app:v1 outside proxy.allow answered $code, expected 404"
 [[ "$(asked up app)" == "$pushed" ]] || fail "the upstream was asked for library/app outside proxy.allow"
@@ -133,4 +148,42 @@ code=$(get library/app/manifests/v2)
 [[ "$code" == 404 && "$(asked up app)" == "$before" ]] || fail "after a refused reload the proxy settings changed (HTTP $code)"
 kill -0 "$SAT_PID" || fail "satellite-lite exited"
 log "6. a broken config + SIGHUP is refused; the settings in effect stay"
+kill_wait "$SAT_PID"
+
+# 7. `serve`: disabled at start, enabled by SIGHUP, disabled again.
+SAT=127.0.0.1:$(free_port)
+CFG=$T/serve.json
+config() { # PROXY_JSON
+    jq -n --arg s "$T/serve-store" --arg l "$SAT" --arg u "http://$UP" --argjson p "$1" \
+        '{profile:"generic-amd64", storage:{path:$s}, registry:{listen:$l}, upstream:{url:$u}, proxy:$p}' > "$CFG.tmp"
+    mv "$CFG.tmp" "$CFG"
+}
+config '{"enabled":false}'
+"$BIN" serve --config "$CFG" > "$T/serve.log" 2>&1 &
+SAT_PID=$!
+on_exit "kill_wait $SAT_PID"
+WAIT_HTTP_PID=$SAT_PID WAIT_HTTP_LOG="$T/serve.log" wait_http "http://$SAT/v2/" 20
+reloads=0
+hup() {
+    reloads=$(( reloads + 1 ))
+    kill -HUP "$SAT_PID"
+    wait_until 20 "serve reload $reloads" "test \"\$(grep -c -e 'configuration reloaded' -e 'configuration reload failed' '$T/serve.log')\" -ge $reloads" "$T/serve.log"
+}
+before=$(asked up app)
+code=$(get library/app/manifests/v2)
+[[ "$code" == 404 && "$(asked up app)" == "$before" ]] || fail "serve with the proxy disabled answered $code or asked the upstream"
+config '{"enabled":true,"allow":["library/**"]}'
+hup
+code=$(get library/app/manifests/v2)
+[[ "$code" == 200 ]] || fail "serve after SIGHUP enabling the proxy answered $code: $(head -c 300 "$T/body")"
+[[ "sha256:$(sha256sum < "$T/body" | cut -d' ' -f1)" == "$APP2" ]] || fail "serve's proxied manifest does not hash to $APP2"
+code=$(get "library/app/blobs/$APP2_LAYER")
+[[ "$code" == 200 && "sha256:$(sha256sum < "$T/body" | cut -d' ' -f1)" == "$APP2_LAYER" ]] || fail "serve's proxied layer answered $code or does not hash to $APP2_LAYER"
+config '{"enabled":false}'
+hup
+before=$(asked up app)
+code=$(get library/app/manifests/v1)
+[[ "$code" == 404 && "$(asked up app)" == "$before" ]] || fail "serve after SIGHUP disabling the proxy answered $code or asked the upstream"
+kill -0 "$SAT_PID" || fail "satellite-lite serve exited"
+log "7. serve: proxy disabled at start (404), enabled by SIGHUP (library/app:v2 proxied, verified), disabled again (404)"
 log "PASS"
