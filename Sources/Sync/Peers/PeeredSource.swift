@@ -190,6 +190,8 @@ public final class PeeredSource: ContentSource {
         var contributors: Set<String> = []
         // Peers that refused or cut this blob without progress in this attempt.
         var refused: Set<String> = []
+        // Whether this satellite looked again after it first chose the upstream (``rival``).
+        var confirmed = false
         while true {
             if Task.isCancelled { throw SyncError(.cancelled, "cancelled") }
             if ingest.offset >= size {
@@ -198,7 +200,20 @@ public final class PeeredSource: ContentSource {
                 contributors = []
                 continue
             }
-            let choice = await choose(digest, excluding: refused, since: started)
+            var choice = await choose(digest, excluding: refused, since: started)
+            if case .upstream = choice, !confirmed {
+                // Two satellites can both decide to fetch when their probes crossed (one began
+                // its pass while the other probed). Now that this one shows as fetching, look
+                // once more and yield to a peer that fetches it too and ranks higher or is
+                // further on (whichever looks second sees the other).
+                confirmed = true
+                store.setFollowing(digest, false)
+                if let leader = await rival(digest, offset: ingest.offset, excluding: refused) {
+                    logger.debug("another peer fetches the blob too: following it", metadata: ["digest": "\(digest)", "peer": "\(leader)"])
+                    store.setFollowing(digest, true)
+                    choice = .peer(leader)
+                }
+            }
             switch choice {
             case .wait:
                 try await sleep(pollInterval)
@@ -260,11 +275,35 @@ public final class PeeredSource: ContentSource {
         }
     }
 
+    /// A peer to follow instead of fetching `digest` from the upstream after all: one that
+    /// holds it, or fetches it too and ranks higher than this satellite or has more of it
+    /// than `offset`; nil when this satellite should go on.
+    func rival(_ digest: Digest, offset: Int64, excluding refused: Set<String>) async -> String? {
+        let probes = await probe(digest)
+        let usable = probes.filter { !refused.contains($0.url) }
+        if let holder = usable.first(where: { $0.holding == .complete }) { return holder.url }
+        let syncing = probes.filter { $0.syncing || $0.holding != .absent }.map(\.url)
+        let ranking = PeerSet.rank(syncing + [peers.selfURL], for: digest)
+        let mine = ranking.firstIndex(of: peers.selfURL) ?? 0
+        for url in ranking {
+            guard let probe = usable.first(where: { $0.url == url }), case .fetching(let theirs) = probe.holding else { continue }
+            let rank = ranking.firstIndex(of: url) ?? ranking.count
+            if rank < mine || theirs > offset { return url }
+        }
+        return nil
+    }
+
     /// Where the next bytes of `digest` come from (see the type's comment).
     func choose(_ digest: Digest, excluding refused: Set<String>, since started: Int64) async -> Choice {
+        decide(digest, await probe(digest), excluding: refused, since: started)
+    }
+
+    /// What the live peers that are not liars for `digest` say about it, in parallel; a peer
+    /// that does not answer is marked down.
+    private func probe(_ digest: Digest) async -> [PeerClient.Probe] {
         let candidates = peers.live().filter { !peers.isLiar($0, for: digest) }
-        guard !candidates.isEmpty else { return .upstream }
-        let probes = await withTaskGroup(of: (String, PeerClient.Probe?).self) { group in
+        guard !candidates.isEmpty else { return [] }
+        return await withTaskGroup(of: (String, PeerClient.Probe?).self) { group in
             for url in candidates {
                 group.addTask { [client] in (url, await client.probe(url, digest: digest)) }
             }
@@ -280,6 +319,9 @@ public final class PeeredSource: ContentSource {
             }
             return results
         }
+    }
+
+    private func decide(_ digest: Digest, _ probes: [PeerClient.Probe], excluding refused: Set<String>, since started: Int64) -> Choice {
         let usable = probes.filter { !refused.contains($0.url) }
         if let fastest = usable.filter({ $0.holding == .complete }).min(by: { $0.elapsed < $1.elapsed }) {
             return .peer(fastest.url)
