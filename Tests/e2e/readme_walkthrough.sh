@@ -71,6 +71,9 @@ wait || true
 '''
 open(out, "w").write(prelude + block + epilogue)
 PY
+# The README starts docker-registry in the background through a shell function (env -u ...):
+# `kill $(jobs -p)` ends the function's subshell, not the registry. Stop what runs in the demo.
+on_exit "for p in \$(pgrep -x docker-registry); do [[ \$(readlink /proc/\$p/cwd) == '$T/demo'* ]] && kill \$p; done; true"
 rc=0
 (cd "$T" && timeout 300 bash "$T/walkthrough.sh") >"$T/out.log" 2>&1 || rc=$?
 show() { tail -n 15 "$T/out.log" | tr '\n' ' ' | cut -c1-1500; }
