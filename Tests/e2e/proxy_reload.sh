@@ -46,23 +46,27 @@ LAYER=$(jq -r '.layers[0].digest' "$T/img-21/blobs/sha256/${APP1#sha256:}")
 asked() { grep -cE "(GET|HEAD) /v2/library/$2/" "$T/$1/registry.log" 2>/dev/null || true; }
 
 SAT=127.0.0.1:$(free_port)
-CFG=$T/config.json
-config() { # PROXY_JSON [SYNC_JSON]
-    jq -n --arg s "$T/store" --arg l "$SAT" --arg u "http://$UP" --argjson p "$1" --argjson y "${2:-{\}}" \
+CFG=$T/config.json STORE=$T/store
+config() { # PROXY_JSON [SYNC_JSON]: $CFG for a satellite with its store at $STORE
+    jq -n --arg s "$STORE" --arg l "$SAT" --arg u "http://$UP" --argjson p "$1" --argjson y "${2:-{\}}" \
         '{profile:"generic-amd64", storage:{path:$s}, registry:{listen:$l}, upstream:{url:$u}, state:{interval:"1h"}, proxy:$p, sync:$y}' > "$CFG.tmp"
     mv "$CFG.tmp" "$CFG"
 }
-config '{"enabled":false}'
-"$BIN" run --config "$CFG" > "$T/sat.log" 2>&1 &
-SAT_PID=$!
-on_exit "kill_wait $SAT_PID"
-WAIT_HTTP_PID=$SAT_PID WAIT_HTTP_LOG="$T/sat.log" wait_http "http://$SAT/v2/" 20
-reloads=0
-hup() {
+start_satellite() { # COMMAND LOG: `satellite-lite COMMAND --config $CFG`, up and answering
+    SAT_LOG=$2
+    "$BIN" "$1" --config "$CFG" > "$SAT_LOG" 2>&1 &
+    SAT_PID=$!
+    on_exit "kill_wait $SAT_PID"
+    WAIT_HTTP_PID=$SAT_PID WAIT_HTTP_LOG="$SAT_LOG" wait_http "http://$SAT/v2/" 20
+    reloads=0
+}
+hup() { # SIGHUP, then wait until the log says the reload succeeded or failed
     reloads=$(( reloads + 1 ))
     kill -HUP "$SAT_PID"
-    wait_until 20 "reload $reloads" "test \"\$(grep -c -e 'configuration reloaded' -e 'configuration reload failed' '$T/sat.log')\" -ge $reloads" "$T/sat.log"
+    wait_until 20 "reload $reloads" "test \"\$(grep -c -e 'configuration reloaded' -e 'configuration reload failed' '$SAT_LOG')\" -ge $reloads" "$SAT_LOG"
 }
+config '{"enabled":false}'
+start_satellite run "$T/sat.log"
 ACCEPT='application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json'
 get() { curl -s -o "$T/body" -w '%{http_code}' -H "Accept: $ACCEPT" "http://$SAT/v2/$1"; }
 
@@ -152,23 +156,9 @@ kill_wait "$SAT_PID"
 
 # 7. `serve`: disabled at start, enabled by SIGHUP, disabled again.
 SAT=127.0.0.1:$(free_port)
-CFG=$T/serve.json
-config() { # PROXY_JSON
-    jq -n --arg s "$T/serve-store" --arg l "$SAT" --arg u "http://$UP" --argjson p "$1" \
-        '{profile:"generic-amd64", storage:{path:$s}, registry:{listen:$l}, upstream:{url:$u}, proxy:$p}' > "$CFG.tmp"
-    mv "$CFG.tmp" "$CFG"
-}
+CFG=$T/serve.json STORE=$T/serve-store
 config '{"enabled":false}'
-"$BIN" serve --config "$CFG" > "$T/serve.log" 2>&1 &
-SAT_PID=$!
-on_exit "kill_wait $SAT_PID"
-WAIT_HTTP_PID=$SAT_PID WAIT_HTTP_LOG="$T/serve.log" wait_http "http://$SAT/v2/" 20
-reloads=0
-hup() {
-    reloads=$(( reloads + 1 ))
-    kill -HUP "$SAT_PID"
-    wait_until 20 "serve reload $reloads" "test \"\$(grep -c -e 'configuration reloaded' -e 'configuration reload failed' '$T/serve.log')\" -ge $reloads" "$T/serve.log"
-}
+start_satellite serve "$T/serve.log"
 before=$(asked up app)
 code=$(get library/app/manifests/v2)
 [[ "$code" == 404 && "$(asked up app)" == "$before" ]] || fail "serve with the proxy disabled answered $code or asked the upstream"
