@@ -15,7 +15,7 @@ set -euo pipefail
 BIN=${1:-}
 [[ -n "$BIN" && -x "$BIN" ]] || fail "usage: $0 /path/to/static/satellite-lite (got '${BIN:-}')"
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-for t in dpkg dpkg-deb; do command -v "$t" >/dev/null || fail "$t is not installed"; done
+need_tools dpkg dpkg-deb
 T=$E2E_TMP
 REPO=$(cd "$E2E_DIR/../.." && pwd)
 ARCH=$(dpkg --print-architecture)

@@ -15,10 +15,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-BIN=${1:-}
-[[ -n "$BIN" && -x "$BIN" ]] || fail "usage: $0 /path/to/satellite-lite (got '${BIN:-}')"
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-for t in docker-registry skopeo jq python3 curl htpasswd; do command -v "$t" >/dev/null || fail "$t is not installed"; done
+e2e_binary "${1:-}"
+need_tools docker-registry skopeo jq python3 curl htpasswd
 T=$E2E_TMP
 MKSTATE="$E2E_DIR/mkstate.py"
 ROBOT='robot$edge-07'

@@ -22,7 +22,7 @@ GC=${2:-}
 [[ -n "$GC" && -x "$GC" ]] || fail "usage: $0 /path/to/satellite-lite /path/to/ground-control (got '${GC:-}')"
 SAT=$(cd "$(dirname "$SAT")" && pwd)/$(basename "$SAT")
 GC=$(cd "$(dirname "$GC")" && pwd)/$(basename "$GC")
-for t in docker-registry skopeo jq python3 curl; do command -v "$t" >/dev/null || fail "$t is not installed"; done
+need_tools docker-registry skopeo jq python3 curl
 T=$E2E_TMP
 export E2E_CMD_TIMEOUT=${E2E_CMD_TIMEOUT:-60}
 ADMIN_PW="admin-$RANDOM-$RANDOM-pw"

@@ -15,7 +15,7 @@ SAT=${1:-}
 GC=${2:-}
 [[ -n "$SAT" && -x "$SAT" ]] || fail "usage: $0 /path/to/satellite-lite /path/to/ground-control (got '${SAT:-}')"
 [[ -n "$GC" && -x "$GC" ]] || fail "usage: $0 /path/to/satellite-lite /path/to/ground-control (got '${GC:-}')"
-for t in jq python3 curl openssl; do command -v "$t" >/dev/null || fail "$t is not installed"; done
+need_tools jq python3 curl openssl
 T=$E2E_TMP
 ADMIN_PW="admin-$RANDOM-$RANDOM-pw"
 

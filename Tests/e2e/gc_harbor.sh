@@ -21,7 +21,7 @@ set -euo pipefail
 BIN=${1:-}
 [[ -n "$BIN" && -x "$BIN" ]] || fail "usage: $0 /path/to/ground-control (got '${BIN:-}')"
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-for t in docker-registry skopeo jq python3 curl; do command -v "$t" >/dev/null || fail "$t is not installed"; done
+need_tools docker-registry skopeo jq python3 curl
 python3 -c 'import jsonschema' 2>/dev/null || fail "python3-jsonschema is not installed"
 T=$E2E_TMP
 HARBOR_ADMIN=admin HARBOR_PASSWORD=Harbor12345

@@ -20,7 +20,7 @@ set -euo pipefail
 
 BIN=${1:-}
 [[ -n "$BIN" && -x "$BIN" ]] || fail "usage: $0 /path/to/ground-control (got '${BIN:-}')"
-for t in python3 curl jq; do command -v "$t" >/dev/null || fail "$t is not installed"; done
+need_tools python3 curl jq
 T=$E2E_TMP
 VERSION=4.32.5
 VENV=${GC_OPENAPI_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/satellite-lite/schemathesis-$VERSION}

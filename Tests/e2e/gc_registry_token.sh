@@ -15,7 +15,7 @@ set -euo pipefail
 BIN=${1:-}
 [[ -n "$BIN" && -x "$BIN" ]] || fail "usage: $0 /path/to/ground-control (got '${BIN:-}')"
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-for t in docker-registry skopeo jq python3 curl tar; do command -v "$t" >/dev/null || fail "$t is not installed"; done
+need_tools docker-registry skopeo jq python3 curl tar
 T=$E2E_TMP
 GC_PORT=$(free_port)
 REG_PORT=$(free_port)

@@ -15,7 +15,7 @@ set -euo pipefail
 BIN=${1:-}
 SAT=${2:-}
 [[ -n "$BIN" && -x "$BIN" ]] || fail "usage: $0 /path/to/ground-control [/path/to/satellite-lite] (got '${BIN:-}')"
-for t in openssl curl jq; do command -v "$t" >/dev/null || fail "$t is not installed"; done
+need_tools openssl curl jq
 T=$E2E_TMP
 
 log "a private CA and a server certificate for 127.0.0.1"

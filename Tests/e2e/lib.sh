@@ -193,6 +193,19 @@ e2e_podman() {
         --registries-conf "$_E2E_PODMAN_REGISTRIES" "$@"
 }
 
+# e2e_binary PATH: BIN=PATH made absolute; fails with the usage line unless it is executable.
+e2e_binary() {
+    BIN=$1
+    [[ -n "$BIN" && -x "$BIN" ]] || fail "usage: $0 /path/to/satellite-lite (got '${BIN:-}')"
+    BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+}
+
+# need_tools TOOL...: fails naming the first one not installed.
+need_tools() {
+    local t
+    for t in "$@"; do command -v "$t" >/dev/null || fail "$t is not installed"; done
+}
+
 # run_or_fail "what" CMD...: run CMD, on failure print last lines of its output in one line.
 run_or_fail() {
     local what=$1 out; shift

@@ -9,10 +9,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-BIN=${1:-}
-[[ -n "$BIN" && -x "$BIN" ]] || fail "usage: $0 /path/to/satellite-lite (got '${BIN:-}')"
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-for t in jq python3 curl sha256sum; do command -v "$t" >/dev/null || fail "$t is not installed"; done
+e2e_binary "${1:-}"
+need_tools jq python3 curl sha256sum
 T=$E2E_TMP
 
 python3 "$E2E_DIR/garbage_upstream.py" --port-file "$T/gport" > "$T/garbage.log" 2>&1 &

@@ -20,7 +20,7 @@ GC=${2:-}
 [[ -n "$GC" && -x "$GC" ]] || fail "usage: $0 /path/to/satellite-lite /path/to/ground-control (got '${GC:-}')"
 SAT_DIR=$(cd "$(dirname "$SAT")" && pwd)
 GC_DIR=$(cd "$(dirname "$GC")" && pwd)
-for t in docker-registry skopeo python3 curl; do command -v "$t" >/dev/null || fail "$t is not installed"; done
+need_tools docker-registry skopeo python3 curl
 T=$E2E_TMP
 README="$E2E_DIR/../../README.md"
 GC_PORT=$(free_port)

@@ -16,10 +16,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-BIN=${1:-}
-[[ -n "$BIN" && -x "$BIN" ]] || fail "usage: $0 /path/to/satellite-lite (got '${BIN:-}')"
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-for t in docker-registry skopeo podman python3 curl; do command -v "$t" >/dev/null || fail "$t is not installed"; done
+e2e_binary "${1:-}"
+need_tools docker-registry skopeo podman python3 curl
 T=$E2E_TMP
 README="$E2E_DIR/../../README.md"
 UP_PORT=$(free_port)

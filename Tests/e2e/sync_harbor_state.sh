@@ -18,9 +18,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-BIN=${1:-}
-[[ -n "$BIN" && -x "$BIN" ]] || fail "usage: $0 /path/to/satellite-lite (got '${BIN:-}')"
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+e2e_binary "${1:-}"
 for t in docker-registry skopeo jq python3 curl htpasswd; do
     command -v "$t" >/dev/null || fail "$t is not installed"
 done

@@ -13,7 +13,7 @@ set -euo pipefail
 
 BIN=${1:-}
 [[ -n "$BIN" && -x "$BIN" ]] || fail "usage: $0 /path/to/satellite-lite (got '${BIN:-}')"
-for t in openssl jq python3; do command -v "$t" >/dev/null || fail "$t is not installed"; done
+need_tools openssl jq python3
 T=$E2E_TMP
 PORT=$(free_port)
 tls_self_signed "$T"

@@ -14,10 +14,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-BIN=${1:-}
-[[ -n "$BIN" && -x "$BIN" ]] || fail "usage: $0 /path/to/satellite-lite (got '${BIN:-}')"
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-for t in docker-registry skopeo jq python3 curl openssl; do command -v "$t" >/dev/null || fail "$t is not installed"; done
+e2e_binary "${1:-}"
+need_tools docker-registry skopeo jq python3 curl openssl
 T=$E2E_TMP
 SIGN="$(dirname "$0")/cosign_sign.py"
 export E2E_CMD_TIMEOUT=${E2E_CMD_TIMEOUT:-60}

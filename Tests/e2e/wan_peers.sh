@@ -13,10 +13,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_netns.sh"
 
-BIN=${1:-}
-[[ -n "$BIN" && -x "$BIN" ]] || fail "usage: $0 /path/to/satellite-lite (got '${BIN:-}')"
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-for t in docker-registry skopeo python3 curl ip tc; do command -v "$t" >/dev/null || fail "$t is not installed"; done
+e2e_binary "${1:-}"
+need_tools docker-registry skopeo python3 curl ip tc
 MB=${WAN_PEERS_MB:-40}
 RATE=${WAN_PEERS_RATE:-8mbps}
 D=$E2E_TMP/site
