@@ -223,9 +223,10 @@ public final class BlobStore: Sendable {
                 PosixFile.close(fd)
                 return nil
             }
-            // A follow marker (BlobStore+Peers) belongs to the holder of the lock: one left by
-            // a writer that died is not this writer's.
+            // A follow marker or claim (BlobStore+Peers) belongs to the holder of the lock: one
+            // left by a writer that died is not this writer's.
             setFollowing(digest, false)
+            endClaim(digest)
             let ingest = try Ingest(
                 store: self, path: path, offsetPath: "\(path).offset", algorithm: digest.algorithm, fd: fd,
                 onClose: { [claims] in claims.release(digest) })

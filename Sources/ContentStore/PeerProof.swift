@@ -24,6 +24,9 @@ public final class PeerProof: Sendable {
     public static let manifestPathPrefix = "/peer/v1/manifests/"
     /// `<prefix><repository>/<tag>`: the digest of a tag the satellite's sync manages.
     public static let tagPathPrefix = "/peer/v1/tags/"
+    /// `<prefix><digest>` (POST): a satellite about to fetch the blob from its upstream asks
+    /// whether another fetches it or decides to (BlobStore's claims).
+    public static let claimPathPrefix = "/peer/v1/claims/"
     /// How far a proof's timestamp may be from this machine's clock (seconds).
     public static let window: Int64 = 120
 

@@ -11,8 +11,9 @@ import Musl
 ///
 /// ```
 /// blobs/<algorithm>/ab/abcd…                 verified content, immutable
-/// ingest/<algorithm>-abcd…  (+ .offset, .follow) downloads in progress (resumable, locked;
-///                                           .follow: fed by a peer's download)
+/// ingest/<algorithm>-abcd…  (+ .offset, .follow, .claim) downloads in progress (resumable,
+///                                           locked; .follow: fed by a peer's download;
+///                                           .claim: deciding who fetches it for the site)
 /// ingest/put-…                               small content being stored
 /// uploads/<id>/{data,info}                   push sessions in progress
 /// repositories/<name>/_layers/…              blob links, manifest revisions, tags, referrers

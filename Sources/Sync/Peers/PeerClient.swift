@@ -63,11 +63,11 @@ final class PeerClient: Sendable {
     /// Body bytes received from peers (LAN bytes).
     var bytesReceived: Int64 { received.load(ordering: .relaxed) }
 
-    private func blocking<T: Sendable>(_ body: @escaping @Sendable (CancelFlag) throws -> T) async throws -> T {
+    func blocking<T: Sendable>(_ body: @escaping @Sendable (CancelFlag) throws -> T) async throws -> T {
         try await pool.blockingTransfer(body)
     }
 
-    private func options(method: String, path: String) -> CurlTransfer.Options {
+    func options(method: String, path: String) -> CurlTransfer.Options {
         var options = CurlTransfer.Options()
         options.method = method
         options.connectTimeout = connectTimeout

@@ -21,6 +21,8 @@ import OCICore
 ///    fetcher: rank 0 fetches from the upstream at once; rank r waits up to r × `takeover`
 ///    for a higher-ranked one to start (probing again every `pollInterval`), then takes
 ///    over itself.
+/// 5. Before its first byte from the upstream, a satellite claims the blob (``claim(_:excluding:)``,
+///    BlobStore's claims): of the satellites deciding at once, one wins; the others follow it.
 /// Whatever the source, bytes land in the same ingest at its offset: a peer that dies or
 /// cuts mid-blob costs a re-probe, and the next peer or the upstream continues at the same
 /// offset. When all the bytes are there, they are hashed before this returns: bytes that do
@@ -52,6 +54,10 @@ public final class PeeredSource: ContentSource {
         self.pollInterval = pollInterval
         self.logger = logger
     }
+
+    /// How long a satellite yields its claims to a peer that never shows as a source of the
+    /// blob (a winner that hangs before its first request) before it fetches the blob itself.
+    static let maxYield: Int64 = 15_000_000_000
 
     public var name: String { "peers+\(upstream.name)" }
 
@@ -184,14 +190,17 @@ public final class PeeredSource: ContentSource {
             return
         }
         store.setFollowing(digest, true)
-        defer { store.setFollowing(digest, false) }
+        defer {
+            store.endClaim(digest)
+            store.setFollowing(digest, false)
+        }
         let started = MonotonicClock.now()
         // Peers whose bytes are in the ingest since it last started over.
         var contributors: Set<String> = []
         // Peers that refused or cut this blob without progress in this attempt.
         var refused: Set<String> = []
-        // Whether this satellite looked again after it first chose the upstream (``rival``).
-        var confirmed = false
+        // Since when this satellite yields its claims to peers that do not show as a source.
+        var yieldingSince: Int64?
         while true {
             if Task.isCancelled { throw SyncError(.cancelled, "cancelled") }
             if ingest.offset >= size {
@@ -201,18 +210,20 @@ public final class PeeredSource: ContentSource {
                 continue
             }
             var choice = await choose(digest, excluding: refused, since: started)
-            if case .upstream = choice, !confirmed {
-                // Two satellites can both decide to fetch when their probes crossed (one began
-                // its pass while the other probed). Now that this one shows as fetching, look
-                // once more and yield to a peer that fetches it too and ranks higher or is
-                // further on (whichever looks second sees the other).
-                confirmed = true
-                store.setFollowing(digest, false)
-                if let leader = await rival(digest, offset: ingest.offset, excluding: refused) {
-                    logger.debug("another peer fetches the blob too: following it", metadata: ["digest": "\(digest)", "peer": "\(leader)"])
-                    store.setFollowing(digest, true)
-                    choice = .peer(leader)
+            if case .upstream = choice {
+                if await claim(digest, excluding: refused) {
+                    yieldingSince = nil
+                } else if let since = yieldingSince, MonotonicClock.now() - since > Self.maxYield {
+                    // The winner never showed as a source: fetch it after all.
+                    logger.warning("a peer claimed the blob but never served it: fetching it", metadata: ["digest": "\(digest)"])
+                } else {
+                    // Another satellite fetches it or won the claim: follow it once it shows.
+                    logger.debug("another satellite fetches the blob", metadata: ["digest": "\(digest)"])
+                    if yieldingSince == nil { yieldingSince = MonotonicClock.now() }
+                    choice = .wait
                 }
+            } else {
+                yieldingSince = nil
             }
             switch choice {
             case .wait:
@@ -229,6 +240,7 @@ public final class PeeredSource: ContentSource {
                 }
                 return
             case .peer(let url):
+                store.endClaim(digest)
                 let before = ingest.offset
                 do {
                     logger.debug("blob from a peer", metadata: ["digest": "\(digest)", "peer": "\(url)", "offset": "\(before)"])
@@ -275,22 +287,31 @@ public final class PeeredSource: ContentSource {
         }
     }
 
-    /// A peer to follow instead of fetching `digest` from the upstream after all: one that
-    /// holds it, or fetches it too and ranks higher than this satellite or has more of it
-    /// than `offset`; nil when this satellite should go on.
-    func rival(_ digest: Digest, offset: Int64, excluding refused: Set<String>) async -> String? {
-        let probes = await probe(digest)
-        let usable = probes.filter { !refused.contains($0.url) }
-        if let holder = usable.first(where: { $0.holding == .complete }) { return holder.url }
-        let syncing = probes.filter { $0.syncing || $0.holding != .absent }.map(\.url)
-        let ranking = PeerSet.rank(syncing + [peers.selfURL], for: digest)
-        let mine = ranking.firstIndex(of: peers.selfURL) ?? 0
-        for url in ranking {
-            guard let probe = usable.first(where: { $0.url == url }), case .fetching(let theirs) = probe.holding else { continue }
-            let rank = ranking.firstIndex(of: url) ?? ranking.count
-            if rank < mine || theirs > offset { return url }
+    /// Whether this satellite fetches `digest` from the upstream for the site: it marks
+    /// itself deciding, asks every live peer (BlobStore's claims) and settles over the peers
+    /// deciding too, seen in their answers or recorded when they asked it: the first of those
+    /// in rank wins, the others follow it. A peer that holds the blob, fetches it or won a
+    /// claim makes this one yield (for at most ``maxYield`` without showing as a source). A
+    /// peer that does not answer, lied about the blob or refused it stands in nobody's way.
+    func claim(_ digest: Digest, excluding refused: Set<String>) async -> Bool {
+        store.beginClaim(digest)
+        // A liar or a peer that refused the blob is no source to yield to.
+        let candidates = peers.live().filter { !refused.contains($0) && !peers.isLiar($0, for: digest) }
+        let answers = await withTaskGroup(of: (String, BlobStore.ClaimAnswer?).self) { group in
+            for url in candidates {
+                group.addTask { [client, peers] in (url, await client.claim(url, digest: digest, from: peers.selfURL)) }
+            }
+            var answers: [(String, BlobStore.ClaimAnswer?)] = []
+            for await answer in group { answers.append(answer) }
+            return answers
         }
-        return nil
+        let yielded = answers.contains { $0.1 == .holding }
+        let deciding = answers.filter { $0.1 == .deciding }.map(\.0)
+        return store.settleClaim(digest) { askers in
+            guard !yielded else { return false }
+            let contenders = Set(deciding + askers.map(PeerSet.normalize) + [peers.selfURL])
+            return PeerSet.rank(Array(contenders), for: digest).first == peers.selfURL
+        }
     }
 
     /// Where the next bytes of `digest` come from (see the type's comment).

@@ -18,6 +18,9 @@ import NIOHTTP1
 ///   `Satellite-Blob-State: following` (404): following it could make two peers wait on
 ///   each other;
 /// - else 404 BLOB_UNKNOWN.
+///
+/// `POST /peer/v1/claims/<digest>` is how satellites agree on the one that fetches a blob
+/// from the WAN (``peerClaim(_:_:)``).
 extension RegistryAPI {
     static let peerPollInterval: Int64 = 50_000_000
 
@@ -74,6 +77,28 @@ extension RegistryAPI {
             response.body = .none
         }
         return response
+    }
+
+    /// `POST /peer/v1/claims/<digest>` with `Satellite-Peer: <the asker's registry URL>`: a
+    /// peer about to fetch the blob from its upstream asks whether this satellite holds it,
+    /// fetches it or decides to (BlobStore's claims): `{"claim":"none|deciding|holding"}`,
+    /// also in `Satellite-Claim`.
+    func peerClaim(_ request: Request, _ digest: Digest) throws -> Response {
+        try requirePeerProof(request)
+        guard let asker = request.headers.first(name: "satellite-peer"), Self.isPeerURL(asker) else {
+            throw RegistryError(
+                .unsupported, "a claim names the asking satellite's registry URL (Satellite-Peer: http[s]://host:port)", status: .badRequest)
+        }
+        let answer = store.answerClaim(digest, from: asker)
+        var response = Response.json(Array(#"{"claim":"\#(answer.rawValue)"}"#.utf8))
+        response.headers.add(name: "Satellite-Claim", value: answer.rawValue)
+        return response
+    }
+
+    /// A peer's URL as it names itself: http(s), printable ASCII without spaces, short.
+    static func isPeerURL(_ text: String) -> Bool {
+        (text.hasPrefix("http://") || text.hasPrefix("https://")) && text.utf8.count <= 512
+            && text.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }
 
     func peerBlob(_ request: Request, _ digest: Digest) throws -> Response {

@@ -89,6 +89,8 @@ public final class RegistryAPI: Sendable {
             return try peerManifest(request, digest)
         case (.peerTag(let name, let tag), .GET), (.peerTag(let name, let tag), .HEAD):
             return try peerTag(request, name, tag)
+        case (.peerClaim(let digest), .POST):
+            return try peerClaim(request, digest)
         case (.blob(let name, let digest), .DELETE):
             return try deleteBlob(name, digest)
         case (.uploads(let name), .POST):

@@ -22,6 +22,9 @@ public enum Route: Sendable, Equatable {
     case peerManifest(Digest)
     /// `/peer/v1/tags/<repository>/<tag>`: the digest of a tag the sync manages, for a peer.
     case peerTag(RepositoryName, String)
+    /// `/peer/v1/claims/<digest>`: a peer about to fetch a blob from its upstream asks whether
+    /// this satellite fetches it or decides to (RegistryAPI+Peers.swift).
+    case peerClaim(Digest)
 
     /// Parses a request path (without query).
     ///
@@ -50,6 +53,13 @@ public enum Route: Sendable, Equatable {
                 throw RegistryError(.digestInvalid, "invalid digest \"\(text.prefix(200))\"")
             }
             return .peerManifest(digest)
+        }
+        if path.hasPrefix(PeerProof.claimPathPrefix) {
+            let text = path.dropFirst(PeerProof.claimPathPrefix.count)
+            guard let digest = Digest(text) else {
+                throw RegistryError(.digestInvalid, "invalid digest \"\(text.prefix(200))\"")
+            }
+            return .peerClaim(digest)
         }
         if path.hasPrefix(PeerProof.tagPathPrefix) {
             let text = String(path.dropFirst(PeerProof.tagPathPrefix.count))
