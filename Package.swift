@@ -325,8 +325,9 @@ let package = Package(
         .testTarget(
             name: "SyncTests",
             dependencies: [
-                "Sync", "CTLSVerify", "ContentStore", "OCICore", "TestSupport", "Fleet", "Trust", "JSONCoding",
+                "Sync", "CTLSVerify", "ContentStore", "OCICore", "TestSupport", "Fleet", "Trust", "JSONCoding", "TinyRegistry",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
