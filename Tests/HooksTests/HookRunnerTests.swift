@@ -183,7 +183,7 @@ import Musl
         for attempt in 1...3 {
             let runner = try runner(hooks, journal: "\(directory)/journal")
             let task = Task { try await runner.drain() }
-            #expect(await Helpers.waitFor(seconds: 10) { Helpers.lines(log).count == attempt })
+            #expect(await Helpers.waitFor(seconds: 30) { Helpers.lines(log).count == attempt })
             task.cancel()
             await #expect(throws: CancellationError.self) { try await task.value }
             #expect(runner.status().recent.last?.outcome == .cancelled)
@@ -211,13 +211,13 @@ import Musl
             }
             // Journaling only, no hook waited for (three would take 1.5 s); loose, the machine is loaded.
             #expect(MonotonicClock.now() - start < 1_400_000_000)
-            #expect(await Helpers.waitFor(seconds: 10) { Helpers.lines(log).count == 3 })
+            #expect(await Helpers.waitFor(seconds: 30) { Helpers.lines(log).count == 3 })
             #expect(Helpers.lines(log) == ["1", "2", "3"])
             // The hook wrote its line; its event leaves the journal once the shell is reaped.
-            #expect(await Helpers.waitFor(seconds: 5) { runner.status().pending.isEmpty })
+            #expect(await Helpers.waitFor(seconds: 30) { runner.status().pending.isEmpty })
             // Still serving: a later event runs too.
             try runner.enqueue(HookEvent(kind: .imageUpdated, repository: "a/b", tag: "4", digest: "sha256:4"))
-            #expect(await Helpers.waitFor(seconds: 10) { Helpers.lines(log).count == 4 })
+            #expect(await Helpers.waitFor(seconds: 30) { Helpers.lines(log).count == 4 })
             group.cancelAll()
         }
     }
