@@ -227,44 +227,47 @@ import TestSupport
         let content = Self.bytes(100_000, seed: 4)
         let digest = ContentHasher.digest(of: content)
         let path = "\(PeerProof.claimPathPrefix)\(digest)"
-        func ask(_ asker: String = "http://10.0.0.12:5000", proved: Bool = true) throws -> (status: Int, claim: String) {
-            let answer = try h.request(path, method: "POST", extra: ["--data", "", "-H", "Satellite-Peer: \(asker)"], proved: proved)
+        // curl blocks: on NIO's thread pool, not the cooperative pool other suites share.
+        func ask(_ asker: String = "http://10.0.0.12:5000", proved: Bool = true) async throws -> (status: Int, claim: String) {
+            let answer = try await NIOThreadPool.singleton.runIfActive {
+                try h.request(path, method: "POST", extra: ["--data", "", "-H", "Satellite-Peer: \(asker)"], proved: proved)
+            }
             let body = (try? PosixFile.readAll(path: answer.body, limit: 4096)).map { String(decoding: $0, as: UTF8.self) } ?? ""
             return (answer.status, body)
         }
-        #expect(try ask(proved: false).status == 401)
-        #expect(try ask("ftp://x").status == 400)
-        #expect(try ask() == (200, #"{"claim":"none"}"#))
+        #expect(try await ask(proved: false).status == 401)
+        #expect(try await ask("ftp://x").status == 400)
+        #expect(try await ask() == (200, #"{"claim":"none"}"#))
         let ingest = try #require(try await h.store.claimDownload(digest))
         h.store.setFollowing(digest, true)
-        #expect(try ask().claim == #"{"claim":"none"}"#)  // following another peer, not deciding
+        #expect(try await ask().claim == #"{"claim":"none"}"#)  // following another peer, not deciding
         h.store.beginClaim(digest)
-        #expect(try ask().claim == #"{"claim":"deciding"}"#)
-        #expect(try ask().claim == #"{"claim":"deciding"}"#)
-        #expect(try ask("http://10.0.0.13:5000").claim == #"{"claim":"deciding"}"#)
+        #expect(try await ask().claim == #"{"claim":"deciding"}"#)
+        #expect(try await ask().claim == #"{"claim":"deciding"}"#)
+        #expect(try await ask("http://10.0.0.13:5000").claim == #"{"claim":"deciding"}"#)
         var recorded: [String] = []
         #expect(h.store.settleClaim(digest) { askers in
             recorded = askers
             return true
         })
         #expect(recorded == ["http://10.0.0.12:5000", "http://10.0.0.13:5000"])
-        #expect(try ask().claim == #"{"claim":"holding"}"#)  // won, not fetching yet
+        #expect(try await ask().claim == #"{"claim":"holding"}"#)  // won, not fetching yet
         h.store.beginClaim(digest)
         #expect(!h.store.settleClaim(digest) { _ in false })
-        #expect(try ask().claim == #"{"claim":"none"}"#)  // lost: follows the winner
+        #expect(try await ask().claim == #"{"claim":"none"}"#)  // lost: follows the winner
         h.store.setFollowing(digest, false)
-        #expect(try ask().claim == #"{"claim":"holding"}"#)  // fetching
+        #expect(try await ask().claim == #"{"claim":"holding"}"#)  // fetching
         // A claim left by a writer that died (its download lock went with it) counts for nothing.
         h.store.setFollowing(digest, true)
         h.store.beginClaim(digest)
         _ = h.store.settleClaim(digest) { _ in true }
         try ingest.suspend()
-        #expect(try ask().claim == #"{"claim":"none"}"#)
+        #expect(try await ask().claim == #"{"claim":"none"}"#)
         // The next writer starts without it.
         let next = try #require(try await h.store.claimDownload(digest))
         #expect(!PosixFile.exists(h.store.claimPath(digest)))
         try next.write(content)
         try next.commit(expected: digest)
-        #expect(try ask().claim == #"{"claim":"holding"}"#)
+        #expect(try await ask().claim == #"{"claim":"holding"}"#)
     }
 }
