@@ -39,6 +39,13 @@ public struct ConfigFile: Sendable, Equatable {
         }
         /// The htpasswd file of `authenticated` (`registry.users`).
         public var users: String?
+        /// `registry.idleTimeout` (nanoseconds; 0 = off): a connection with no request in
+        /// progress and no request bytes arriving for this long is closed. SIGHUP applies a
+        /// new value to new connections.
+        public var idleTimeout: Int64 = 60_000_000_000
+        /// `registry.headerTimeout` (nanoseconds; 0 = off): the time from a request's first
+        /// byte to the end of its headers.
+        public var headerTimeout: Int64 = 10_000_000_000
         /// HTTPS on the listener (`registry.tls`); SIGHUP re-reads both files.
         public var tls: TLS?
         public struct TLS: Sendable, Equatable {
@@ -223,6 +230,18 @@ extension ConfigFile {
             if let users = try reader.string("users") {
                 guard !users.isEmpty else { throw ConfigError(path: "registry.users", message: "must not be empty") }
                 registry.users = users
+            }
+            if let timeout = try reader.duration("idleTimeout") {
+                guard timeout == 0 || (timeout >= 1_000_000_000 && timeout <= 86_400_000_000_000) else {
+                    throw ConfigError(path: "registry.idleTimeout", message: "must be 0 (off) or between 1s and 24h")
+                }
+                registry.idleTimeout = timeout
+            }
+            if let timeout = try reader.duration("headerTimeout") {
+                guard timeout == 0 || (timeout >= 1_000_000_000 && timeout <= 300_000_000_000) else {
+                    throw ConfigError(path: "registry.headerTimeout", message: "must be 0 (off) or between 1s and 5m")
+                }
+                registry.headerTimeout = timeout
             }
             if var tls = try reader.object("tls") {
                 let certFile = try tls.string("certFile") ?? ""

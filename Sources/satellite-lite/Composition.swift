@@ -30,7 +30,15 @@ extension Settings {
             maxConnections: maxConnections,
             bufferSize: profile.io.bufferSize,
             bufferCount: profile.io.bufferCount,
-            tls: tls)
+            tls: tls,
+            timeouts: connectionTimeouts)
+    }
+
+    /// `registry.idleTimeout` and `registry.headerTimeout` (0 turns one off).
+    var connectionTimeouts: ConnectionTimeouts {
+        ConnectionTimeouts(
+            idle: config.registry.idleTimeout > 0 ? .nanoseconds(config.registry.idleTimeout) : nil,
+            header: config.registry.headerTimeout > 0 ? .nanoseconds(config.registry.headerTimeout) : nil)
     }
 
     var storeConfiguration: BlobStore.Configuration {

@@ -42,6 +42,8 @@ enum ConfigCommand: CLICommandGroup {
             print("profile: \(settings.profile.name) (\(settings.profileReason))")
             print("storage: \(config.storage.path), quota \(settings.quota)")
             print("listen: \(config.registry.listen), max \(settings.maxConnections) connections")
+            let idle = config.registry.idleTimeout, header = config.registry.headerTimeout
+            print("timeouts: idle \(idle > 0 ? Units.formatDuration(idle) : "off"), headers \(header > 0 ? Units.formatDuration(header) : "off")")
             if let tls {
                 print("tls: \(tls.summary) (\(TLSCertificates.protocols))")
             }

@@ -29,9 +29,10 @@ extension Settings {
             peerProof: try peerProof())
     }
 
-    /// SIGHUP for the listener: re-reads the config file, then the `registry.tls` pair and
-    /// the htpasswd file it names, at once (not after a running sync pass). A file that
-    /// does not load is logged and the one in use is kept; open connections are untouched.
+    /// SIGHUP for the listener: re-reads the config file, then applies its idle and header
+    /// timeouts and reloads the `registry.tls` pair and the htpasswd file it names, at once
+    /// (not after a running sync pass). A file that does not load is logged and the one in
+    /// use is kept; open connections are untouched.
     static func reloadListenerFiles(configPath: String?, server: RegistryServer, logger: Logger) {
         let settings: Settings
         do {
@@ -39,6 +40,13 @@ extension Settings {
         } catch {
             logger.error("reload: the config does not load; keeping the certificate and users in use", metadata: ["error": "\(error)"])
             return
+        }
+        let timeouts = settings.connectionTimeouts
+        if timeouts != server.currentTimeouts {
+            server.updateTimeouts(timeouts)
+            logger.info(
+                "connection timeouts reloaded",
+                metadata: ["idleTimeout": "\(timeouts.idle.map { "\($0)" } ?? "off")", "headerTimeout": "\(timeouts.header.map { "\($0)" } ?? "off")"])
         }
         switch (settings.config.registry.tls, server.configuration.tls) {
         case (let files?, let certificates?):

@@ -68,6 +68,10 @@ import OCICore
         (#"{"registry": {"tls": {"certFile": "/c.pem"}}}"#, "registry.tls.keyFile", "required"),
         (#"{"registry": {"tls": {"certFile": "/c.pem", "keyFile": "/k.pem", "handshakeTimeout": "0s"}}}"#, "registry.tls.handshakeTimeout", "between"),
         (#"{"registry": {"tls": {"certFile": "/c.pem", "keyFile": "/k.pem", "caFile": ""}}}"#, "registry.tls.caFile", "empty"),
+        (#"{"registry": {"idleTimeout": "500ms"}}"#, "registry.idleTimeout", "between 1s and 24h"),
+        (#"{"registry": {"idleTimeout": "2d"}}"#, "registry.idleTimeout", "0 (off)"),
+        (#"{"registry": {"idleTimeout": 60}}"#, "registry.idleTimeout", "duration"),
+        (#"{"registry": {"headerTimeout": "10m"}}"#, "registry.headerTimeout", "between 1s and 5m"),
     ])
     func errorsNameTheKey(text: String, path: String, fragment: String) {
         do {
@@ -103,6 +107,16 @@ import OCICore
             text: #"{"registry": {"tls": {"certFile": "/c.pem", "keyFile": "/k.pem", "caFile": "/ca.pem", "handshakeTimeout": "3s"}}}"#, source: "t")
         #expect(issued.registry.tls?.clientCAFile == "/ca.pem")
         #expect(issued.registry.tls?.handshakeTimeout == 3_000_000_000)
+    }
+
+    @Test func connectionTimeouts() throws {
+        let defaults = try ConfigFile(text: "{}", source: "t")
+        #expect(defaults.registry.idleTimeout == 60_000_000_000)
+        #expect(defaults.registry.headerTimeout == 10_000_000_000)
+        let set = try ConfigFile(text: #"{"registry": {"idleTimeout": "2m", "headerTimeout": "0"}}"#, source: "t")
+        #expect(set.registry.idleTimeout == 120_000_000_000)
+        #expect(set.registry.headerTimeout == 0)
+        #expect(try ConfigFile(text: #"{"registry": {"idleTimeout": "0s"}}"#, source: "t").registry.idleTimeout == 0)
     }
 
     @Test func listenAddresses() {

@@ -10,7 +10,7 @@ import TestSupport
 
 /// The pull-through seam fed by the test: one blob whose download the test writes through
 /// the store's real ingest, as the proxy's transfer does.
-private final class FedPullThrough: PullThrough {
+final class FedPullThrough: PullThrough {
     let blob: GrowingBlob
 
     init(blob: GrowingBlob) {

@@ -29,8 +29,12 @@
 # a wrong digest: 400, data discarded); the server's VmHWM (reset with
 # clear_refs first; SERVER_PID, else the process listening on PORT) must stay
 # <= HOSTILE_RSS_LIMIT_MIB (default 40).
-# With --bin, tls_hostile.sh then runs the TLS cases against a TLS listener of its own
-# (slow/idle handshakes, vanishing clients, bad records, concurrency, memory).
+# With --bin, a plain listener of its own with registry.idleTimeout 2s and maxConnections 8
+# (idle_slots.py): kept-alive idle clients filling every slot are closed and the slots come
+# back, trickling headers and a stalled body are cut; a SIGHUP raising idleTimeout applies
+# to new connections. Then tls_hostile.sh runs the TLS cases against a TLS listener of its
+# own (slow/idle handshakes, idle after the handshake, vanishing clients, bad records,
+# concurrency, memory).
 # Prints one line per failed case and exits 1 if any failed.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -574,6 +578,35 @@ hits=$( { find "$PARENT" -name "*$NONCE*" -not -path "$CANARY"
 [[ -z "$hits" ]] || bad "no file named with the nonce" "found: $(tr '\n' ' ' <<<"$hits")"
 check_registry "$REG"
 kill -0 "$PID" 2>/dev/null || fail "server process $PID is gone at the end"
+
+# ------------------------------------------------------------------ idle connections (with --bin)
+# A plain listener with 8 slots and 2 s idle and header timeouts: clients holding slots
+# without using them lose them (idle_slots.py cut); after a SIGHUP that raises idleTimeout to
+# 1h, a new kept-alive client stays connected 6 s (idle_slots.py survive). Cost: ~20 s.
+if [[ -n "${BIN:-}" ]]; then
+    I=$E2E_TMP/idle
+    mkdir -p "$I"
+    iport=$(free_port)
+    idle_config() {
+        printf '{"storage":{"path":"%s/store"},"registry":{"listen":"127.0.0.1:%s","maxConnections":8,"idleTimeout":"%s","headerTimeout":"2s"},"profile":"generic-amd64"}\n' \
+            "$I" "$iport" "$1" > "$I/config.json"
+    }
+    idle_config 2s
+    "$BIN" serve --config "$I/config.json" > "$I/server.log" 2>&1 &
+    IPID=$!
+    on_exit "kill_wait $IPID"
+    WAIT_HTTP_PID=$IPID WAIT_HTTP_LOG="$I/server.log" wait_http "http://127.0.0.1:$iport/healthz" 30
+    CASES=$((CASES + 1))
+    python3 "$E2E_DIR/idle_slots.py" 127.0.0.1 "$iport" "$IPID" 2 8 cut || bad "idle connections (idle_slots.py cut)" "see its FAIL lines above"
+    closes=$(curl -s "http://127.0.0.1:$iport/metrics" | awk '$1=="satellite_http_timeout_closes_total"{print $2}')
+    (( ${closes:-0} >= 10 )) || bad "idle connections counted" "satellite_http_timeout_closes_total is '${closes:-}', expected >= 10"
+    idle_config 1h
+    kill -HUP "$IPID"
+    wait_until 20 "the reloaded idle timeout" 'grep -q "connection timeouts reloaded" "$I/server.log"' "$I/server.log"
+    CASES=$((CASES + 1))
+    python3 "$E2E_DIR/idle_slots.py" 127.0.0.1 "$iport" "$IPID" 6 0 survive || bad "idle timeout reloaded by SIGHUP (idle_slots.py survive)" "see its FAIL lines above"
+    kill_wait "$IPID"
+fi
 
 # ------------------------------------------------------------------ TLS listener (with --bin)
 if [[ -n "${BIN:-}" ]]; then

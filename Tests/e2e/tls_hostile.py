@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Hostile TLS clients against satellite-lite's TLS listener (called by tls_hostile.sh).
 
-usage: tls_hostile.py HOST PORT CA_FILE SERVER_PID HANDSHAKE_TIMEOUT_S MAX_CONNECTIONS
+usage: tls_hostile.py HOST PORT CA_FILE SERVER_PID HANDSHAKE_TIMEOUT_S MAX_CONNECTIONS [IDLE_TIMEOUT_S]
 
 Prints one line per failed case ("FAIL case ...") and "cases N failed M" at the end;
 exits 1 if any case failed. Every case ends with a check that a well-behaved client still
@@ -18,6 +18,7 @@ import time
 HOST, PORT, CA, PID = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 TIMEOUT = float(sys.argv[5])
 MAX_CONN = int(sys.argv[6])
+IDLE = float(sys.argv[7]) if len(sys.argv) > 7 else 0.0
 CASES = 0
 FAILS = []
 
@@ -311,6 +312,54 @@ for s in held:
 time.sleep(0.5)
 alive(case)
 log(f"{len(held)} idle TLS connections: RSS {rss0} -> {rss1} KiB ({per:.0f} KiB each)")
+
+# 6. registry.idleTimeout after the handshake: every slot held by clients that completed the
+#    handshake and then send nothing, or sent one request and keep the connection alive.
+#    They are closed at the idle timeout (not never, not at the handshake timeout) and a
+#    good client gets in again.
+if IDLE:
+    CASES += 1
+    case = "idle after the handshake: closed at the idle timeout, slots come back"
+    fds_before = open_fds()
+    held = []
+    try:
+        kept = context().wrap_socket(socket.create_connection((HOST, PORT), timeout=5), server_hostname=HOST)
+        kept.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {HOST}:{PORT}\r\n\r\n".encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = kept.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        if not answer.startswith(b"HTTP/1.1 200"):
+            bad(case, f"the kept-alive client got {answer[:40]!r}")
+        held.append(kept)
+        while len(held) < MAX_CONN:
+            held.append(handshaken()[0])
+    except Exception as error:  # noqa: BLE001
+        bad(case, f"setting up {MAX_CONN} handshaken connections failed at {len(held)}: {error!r}")
+    start = time.monotonic()
+    results = [None] * len(held)
+
+    def watch_idle(i, sock):
+        results[i] = closed_within(sock, IDLE + 8)
+
+    threads = [threading.Thread(target=watch_idle, args=(i, s)) for i, s in enumerate(held)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    took = time.monotonic() - start
+    if not all(results):
+        bad(case, f"{results.count(False)} of {len(held)} handshaken idle connections still open after {IDLE + 8:.0f} s")
+    for s in held:
+        s.close()
+    time.sleep(0.5)
+    alive(case)
+    fds_after = open_fds()
+    if fds_after > fds_before + 2:
+        bad(case, f"server descriptors {fds_before} before, {fds_after} after: connections leaked")
+    log(f"{len(held)} connections idle after the handshake closed within {took:.1f} s (idle timeout {IDLE:.0f} s)")
 
 print(f"cases {CASES} failed {len(FAILS)}")
 sys.exit(1 if FAILS else 0)

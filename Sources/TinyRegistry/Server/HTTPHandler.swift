@@ -54,6 +54,11 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var pendingChunks = 0
     private var readDeferred = false
     private var closing = false
+    /// Responses being written (one, or two for a moment when a pipelined request's head
+    /// arrives as the previous response ends).
+    private var responding = 0
+    /// What ``ConnectionTimeoutHandler`` was last told.
+    private var phase = ConnectionPhase.idle
 
     init(api: RegistryAPI, pool: NIOThreadPool, settings: Settings) {
         self.api = api
@@ -72,6 +77,25 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .end:
             receiveEnd(context: context)
         }
+        updatePhase(context: context)
+    }
+
+    /// Tells ``ConnectionTimeoutHandler`` (an outbound user event) when the connection
+    /// changed between waiting for a request, reading a request body from the client, and
+    /// working or writing (reads paused for the disk, the answer being made or sent), which
+    /// no timeout may cut.
+    private func updatePhase(context: ChannelHandlerContext) {
+        let now: ConnectionPhase
+        if let exchange, !exchange.ended, !exchange.answered, !readDeferred {
+            now = .receiving
+        } else if exchange != nil || responding > 0 {
+            now = .busy
+        } else {
+            now = .idle
+        }
+        guard now != phase else { return }
+        phase = now
+        context.triggerUserOutboundEvent(now, promise: nil)
     }
 
     private func receiveHead(context: ChannelHandlerContext, _ head: HTTPRequestHead) {
@@ -188,6 +212,7 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         pendingChunks -= 1
         if readDeferred, pendingChunks < settings.bufferCount {
             readDeferred = false
+            updatePhase(context: context)
             context.read()
         }
     }
@@ -233,6 +258,7 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
         answer.whenSuccess { response in
             loopSelf.value.exchange = nil
             loopSelf.value.send(context: loopContext.value, response, keepAlive: keepAlive)
+            loopSelf.value.updatePhase(context: loopContext.value)
         }
     }
 
@@ -257,6 +283,7 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func read(context: ChannelHandlerContext) {
         if pendingChunks >= settings.bufferCount {
             readDeferred = true
+            updatePhase(context: context)
         } else {
             context.read()
         }
@@ -268,6 +295,7 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         api.metrics.recordResponse(status: response.status.code)
+        responding += 1
         var head = HTTPResponseHead(version: .http1_1, status: response.status, headers: response.headers)
         head.headers.replaceOrAdd(name: "Docker-Distribution-API-Version", value: "registry/2.0")
         switch response.body {
@@ -319,7 +347,10 @@ final class HTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 blob.removeReader()
             }
         }
+        let handler = NIOLoopBound(self, eventLoop: eventLoop)
         sent.whenComplete { result in
+            handler.value.responding -= 1
+            handler.value.updatePhase(context: loopContext.value)
             if case .failure = result {
                 loopContext.value.close(promise: nil)
             } else if !keepAlive {

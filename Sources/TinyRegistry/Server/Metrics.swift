@@ -12,6 +12,7 @@ public final class Metrics: Sendable {
         var peerRequests: Int64 = 0
         var peerBytesServed: Int64 = 0
         var tlsFailures: Int64 = 0
+        var timeoutCloses: Int64 = 0
     }
 
     private let counters = Mutex(Counters())
@@ -51,6 +52,11 @@ public final class Metrics: Sendable {
         counters.withLock { $0.tlsFailures += 1 }
     }
 
+    /// A connection closed by `registry.idleTimeout` or `registry.headerTimeout`.
+    func recordTimeoutClose() {
+        counters.withLock { $0.timeoutCloses += 1 }
+    }
+
     /// Adds a source of further metric lines (already in Prometheus text format).
     public func addProvider(_ provider: @escaping @Sendable () -> String) {
         providers.withLock { $0.append(provider) }
@@ -81,6 +87,9 @@ public final class Metrics: Sendable {
         text += "# HELP satellite_tls_failures_total Connections closed before or during TLS: failed or slow handshakes, plain HTTP, bad records.\n"
         text += "# TYPE satellite_tls_failures_total counter\n"
         text += "satellite_tls_failures_total \(snapshot.tlsFailures)\n"
+        text += "# HELP satellite_http_timeout_closes_total Connections closed for holding a slot unused: idle, headers or a request body not arriving in time.\n"
+        text += "# TYPE satellite_http_timeout_closes_total counter\n"
+        text += "satellite_http_timeout_closes_total \(snapshot.timeoutCloses)\n"
         for provider in providers.withLock({ $0 }) { text += provider() }
         return text
     }

@@ -21,10 +21,14 @@ public final class RegistryServer: Sendable {
         public var useSendfile: Bool
         /// HTTPS (`registry.tls`); file bodies are then read on the pool, never sendfile'd.
         public var tls: TLSCertificates?
+        /// `registry.idleTimeout` and `registry.headerTimeout` at start
+        /// (``RegistryServer/updateTimeouts(_:)`` changes them for new connections).
+        public var timeouts: ConnectionTimeouts
 
         public init(
             host: String, port: Int, eventLoopThreads: Int, blockingThreads: Int, maxConnections: Int,
-            bufferSize: Int, bufferCount: Int, useSendfile: Bool = true, tls: TLSCertificates? = nil
+            bufferSize: Int, bufferCount: Int, useSendfile: Bool = true, tls: TLSCertificates? = nil,
+            timeouts: ConnectionTimeouts = .standard
         ) {
             self.host = host
             self.port = port
@@ -35,6 +39,7 @@ public final class RegistryServer: Sendable {
             self.bufferCount = bufferCount
             self.useSendfile = useSendfile
             self.tls = tls
+            self.timeouts = timeouts
         }
     }
 
@@ -46,13 +51,24 @@ public final class RegistryServer: Sendable {
     private let openConnections = Atomic<Int>(0)
     private let stopped = Atomic<Bool>(false)
     private let logger: Logger
+    private let timeouts: Mutex<ConnectionTimeouts>
 
     public init(configuration: Configuration, api: RegistryAPI, logger: Logger) {
         self.configuration = configuration
         self.api = api
         self.logger = logger
+        timeouts = Mutex(configuration.timeouts)
         group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         pool = NIOThreadPool(numberOfThreads: configuration.blockingThreads)
+    }
+
+    /// The idle and header timeouts new connections get.
+    public var currentTimeouts: ConnectionTimeouts { timeouts.withLock { $0 } }
+
+    /// Replaces the idle and header timeouts for connections accepted from now on (SIGHUP);
+    /// open connections keep the ones they started with.
+    public func updateTimeouts(_ new: ConnectionTimeouts) {
+        timeouts.withLock { $0 = new }
     }
 
     /// Binds the listener and starts serving; returns the bound address (port 0 picks one).
@@ -85,15 +101,22 @@ public final class RegistryServer: Sendable {
                     self.openConnections.wrappingSubtract(1, ordering: .relaxed)
                 }
                 api.metrics.recordConnection()
+                let timeouts = self.timeouts.withLock { $0 }
                 return channel.eventLoop.makeCompletedFuture {
+                    let remote = channel.remoteAddress.map { "\($0)" } ?? "?"
                     if let tls {
-                        let remote = channel.remoteAddress.map { "\($0)" } ?? "?"
                         try channel.pipeline.syncOperations.addHandler(
                             TLSServerHandler(certificates: tls) { reason in
                                 api.metrics.recordTLSFailure()
                                 logger.debug("TLS connection refused", metadata: ["client": "\(remote)", "reason": "\(reason)"])
                             })
                     }
+                    // Between TLS (plaintext) and the HTTP decoder: sees request bytes arrive.
+                    try channel.pipeline.syncOperations.addHandler(
+                        ConnectionTimeoutHandler(timeouts: timeouts, awaitHandshake: tls != nil) { reason in
+                            api.metrics.recordTimeoutClose()
+                            logger.debug("connection closed", metadata: ["client": "\(remote)", "reason": "\(reason.rawValue)"])
+                        })
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
                     try channel.pipeline.syncOperations.addHandler(ProtocolErrorHandler())
                     if open > maxConnections {

@@ -24,6 +24,10 @@ final class TLSServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case closed
     }
 
+    /// Sent down the pipeline (a user inbound event) when the handshake completed: the
+    /// listener's idle timeout counts from here (``ConnectionTimeoutHandler``).
+    struct HandshakeCompleted: Sendable {}
+
     /// The plaintext one `mbedtls_ssl_read` / `mbedtls_ssl_write` call handles (one record).
     static let recordSize = 16384
 
@@ -143,6 +147,8 @@ final class TLSServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     pendingWrites = []
                     for (buffer, promise) in writes { encrypt(context: context, buffer, promise: promise) }
                     if !writes.isEmpty { context.flush() }
+                    context.fireUserInboundEventTriggered(HandshakeCompleted())
+                    if self.connection == nil || state == .closed { return }
                     continue
                 }
                 guard result == CTLS_WANT_READ || result == CTLS_WANT_WRITE else {
