@@ -5,6 +5,8 @@
 # A site CA made with openssl; every satellite serves registry.tls with a leaf for its own
 # IP address (subjectAltName IP only) and trusts peers by registry.tls.caFile (the default
 # of peers.caFile); s3's leaf comes from another CA.
+#   0. `config check` shows the https URL advertised and the CA peers are verified with; a
+#      missing CA bundle and an http:// advertise next to registry.tls are one-line errors.
 #   1. s3 (foreign certificate) takes the image from the WAN; then s1 syncs with peers
 #      [s2, s3]: s3 is refused at the TLS layer, logged as such, and s1 fetches from the WAN.
 #   2. s2 syncs with peers [s1, s3]: every blob from s1 over HTTPS (WAN ~0 by tc's count,
@@ -113,6 +115,20 @@ refused_tls() {  # refused_tls N M: N's sync log reports peer M refused over TLS
 tls_config 3 s3 "$(peer_urls 1 2)"
 tls_config 1 s1 "$(peer_urls 2 3)"
 tls_config 2 s2 "$(peer_urls 1 3)"
+# config check: the https URL a satellite advertises and the CA it trusts peers with; a
+# missing CA bundle and an http:// advertise next to registry.tls are one-line errors.
+out=$("$BIN" config check --config "$D/s1/config.json" 2>&1) || fail "config check refused s1's config: $out"
+grep -qF "advertised as https://$(sat_ip 1):5000, https peers verified with $D/pki/site-ca.pem" <<<"$out" \
+    || fail "config check does not show the https advertise and the site CA: $(grep peers <<<"$out")"
+check_refuses() {  # check_refuses JQ_FILTER KEY: config check of s1's config changed by the filter fails naming KEY
+    jq "$1" "$D/s1/config.json" > "$D/bad.json"
+    if out=$("$BIN" config check --config "$D/bad.json" 2>&1); then fail "config check accepted $1"; fi
+    [[ $(wc -l <<<"$out") == 1 ]] && grep -qF "$2" <<<"$out" || fail "config check of $1: not one line naming $2: $out"
+}
+check_refuses ".peers.caFile = \"$D/pki/missing.pem\"" "peers.caFile"
+check_refuses ".registry.tls.caFile = \"$D/pki/missing.pem\"" "registry.tls.caFile"
+check_refuses ".peers.advertise = \"http://$(sat_ip 1):5000\"" "peers.advertise"
+
 for n in 1 2 3; do start_serve_tls "$n"; done
 sync_once 3
 holds_image 3
