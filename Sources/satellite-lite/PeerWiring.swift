@@ -44,7 +44,7 @@ extension Settings {
         let key = config.peers.caFile == nil ? "registry.tls.caFile (the default of peers.caFile)" : "peers.caFile"
         do {
             let bytes = try PosixFile.readAll(path: file, limit: 4 * 1024 * 1024)
-            guard String(decoding: bytes, as: UTF8.self).contains("-----BEGIN CERTIFICATE-----") else {
+            guard String(decoding: bytes, as: UTF8.self).containsText("-----BEGIN CERTIFICATE-----") else {
                 throw CLIError("\(key) \(file) holds no PEM certificate")
             }
         } catch let error as CLIError {
