@@ -28,13 +28,8 @@ need_tools docker-registry skopeo python3 curl ip tc openssl jq
 MB=${WAN_PEERS_TLS_MB:-16}
 RATE=${WAN_PEERS_TLS_RATE:-8mbps}
 D=$E2E_TMP/site
+site_of_three "$D" "$RATE" "$MB" 4
 mkdir -p "$D/pki"
-head -c 32 /dev/urandom | base64 > "$D/site.secret"
-
-site_up "$RATE"
-for n in 1 2 3; do site_satellite "$n"; done
-start_upstream "$D/upstream"
-push_image "$MB" 4 v1
 log "image: $IMAGE_BYTES bytes in 4 layers; WAN at $RATE"
 
 # ---- the site's PKI: a CA, a leaf per satellite for its IP; s3's from a foreign CA
