@@ -1,7 +1,8 @@
 extension ConfigFile {
     /// `peers`: the other satellites of the site (docs/sync.md, "Peers").
     public struct Peers: Sendable, Equatable {
-        /// Registry listeners of other satellites: `http://10.0.0.12:5000`.
+        /// Registry listeners of other satellites: `http://10.0.0.12:5000`, or
+        /// `https://10.0.0.12:5000` where the site's listeners serve TLS (`registry.tls`).
         public var urls: [String] = []
         /// Find peers on the LAN by UDP broadcast announcements.
         public var discover: Bool = false
@@ -9,8 +10,12 @@ extension ConfigFile {
         /// the wire.
         public var secretFile: String?
         /// This satellite's registry URL as its peers reach it; default: the listen address
-        /// when it names one host.
+        /// when it names one host, `https://` when `registry.tls` is set.
         public var advertise: String?
+        /// PEM bundle (the site's CA) that verifies `https://` peers' certificates; nil: the
+        /// registry's own `registry.tls.caFile` when set (``ConfigFile/peerCAFile``), else
+        /// the system's CAs. Never a way to skip verification.
+        public var caFile: String?
         /// The UDP port of discovery announcements.
         public var discoveryPort: Int = 47823
         /// Where discovery sends its announcements (a broadcast address).
@@ -32,7 +37,7 @@ extension ConfigFile {
         var peers = Peers()
         for (index, url) in (try reader.stringArray("urls") ?? []).enumerated() {
             guard let parsed = UpstreamURL(url) else {
-                throw ConfigError(path: "peers.urls[\(index)]", message: "\"\(url)\" is not an http:// URL of a satellite's registry")
+                throw ConfigError(path: "peers.urls[\(index)]", message: "\"\(url)\" is not an http:// or https:// URL of a satellite's registry")
             }
             peers.urls.append(parsed.base)
         }
@@ -40,9 +45,15 @@ extension ConfigFile {
         peers.secretFile = try reader.string("secretFile")
         if let advertise = try reader.string("advertise") {
             guard let parsed = UpstreamURL(advertise) else {
-                throw ConfigError(path: "peers.advertise", message: "\"\(advertise)\" is not an http:// URL such as \"http://10.0.0.11:5000\"")
+                throw ConfigError(path: "peers.advertise", message: "\"\(advertise)\" is not an http:// or https:// URL such as \"https://10.0.0.11:5000\"")
             }
             peers.advertise = parsed.base
+        }
+        if let caFile = try reader.string("caFile") {
+            guard !caFile.isEmpty else {
+                throw ConfigError(path: "peers.caFile", message: "must not be empty (omit it to use registry.tls.caFile, or the system's CAs)")
+            }
+            peers.caFile = caFile
         }
         if let port = try reader.integer("discoveryPort", range: 1...65535) { peers.discoveryPort = Int(port) }
         if let address = try reader.string("discoveryAddress") {
@@ -60,4 +71,21 @@ extension ConfigFile {
         }
         return peers
     }
+
+    /// `peers.advertise` against `registry.tls`: a listener with TLS speaks HTTPS only, so
+    /// peers told `http://` could never reach it.
+    ///
+    /// Throws ``ConfigError`` naming `peers.advertise`.
+    static func checkPeers(_ peers: Peers, registry: Registry) throws {
+        guard registry.tls != nil, let advertise = peers.advertise, advertise.hasPrefix("http://") else { return }
+        throw ConfigError(
+            path: "peers.advertise",
+            message: "\"\(advertise)\" is http:// but registry.tls serves HTTPS only: advertise \"https://\(advertise.dropFirst(7))\"")
+    }
+
+    /// The CA bundle that verifies `https://` peers: `peers.caFile`, else the site CA of
+    /// `registry.tls.caFile` (the satellites of a site share it), else nil (the system's CAs).
+    /// `registry.tls.certFile` is not used: a satellite's own leaf verifies no other peer,
+    /// and naming it would replace the system's CAs for peers with public certificates.
+    public var peerCAFile: String? { peers.caFile ?? registry.tls?.caFile }
 }

@@ -326,6 +326,7 @@ extension ConfigFile {
         if var reader = try root.object("peers") {
             peers = try Self.readPeers(&reader)
             try reader.finish()
+            try Self.checkPeers(peers, registry: registry)
         }
         try readBundles(&root)
         if var reader = try root.object("groundControl") {

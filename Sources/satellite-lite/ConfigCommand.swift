@@ -38,6 +38,10 @@ enum ConfigCommand: CLICommandGroup {
             }
             let trust = try settings.makeTrustPolicy()
             let tls = try settings.makeRegistryConfiguration().tls
+            // The site secret and the peers' CA bundle are read as a run would: a bad file fails
+            // here, before "OK".
+            if config.peers.enabled { _ = try settings.peerProof() }
+            let peerTrust = config.peers.enabled ? try settings.peerCAFile() : nil
             print("config: \(settings.source): OK")
             print("profile: \(settings.profile.name) (\(settings.profileReason))")
             print("storage: \(config.storage.path), quota \(settings.quota)")
@@ -71,6 +75,10 @@ enum ConfigCommand: CLICommandGroup {
             }
             let bandwidth = settings.bandwidth == 0 ? "unlimited" : "\(Units.formatSize(settings.bandwidth))/s"
             print("sync: bandwidth \(bandwidth), \(settings.syncConcurrency) concurrent transfer(s)")
+            if config.peers.enabled {
+                let discovery = config.peers.discover ? ", discovery on UDP \(config.peers.discoveryPort)" : ""
+                print("peers: \(config.peers.urls.count) listed\(discovery), advertised as \(settings.advertisedURL), https peers verified with \(peerTrust ?? "the system's CAs")")
+            }
             for (index, hook) in config.hooks.enumerated() {
                 let timeout = Units.formatDuration(hook.timeout ?? settings.profile.hooks.timeout)
                 print("hook \(index): on \(hook.on.rawValue)\(hook.match.map { " matching \($0)" } ?? ""), timeout \(timeout): \(hook.run)")

@@ -27,11 +27,32 @@ extension Settings {
         return PeerProof(secret: secret)
     }
 
-    /// This satellite's registry URL as peers reach it.
+    /// This satellite's registry URL as peers reach it (and discovery announces):
+    /// `https://` when the listener serves TLS, which then speaks nothing else.
     var advertisedURL: String {
         if let advertise = config.peers.advertise { return advertise }
         let listen = config.registry.listen
-        return "http://\(listen.description)"
+        return "\(config.registry.tls == nil ? "http" : "https")://\(listen.description)"
+    }
+
+    /// The CA bundle for `https://` peers (``ConfigFile/peerCAFile``), checked readable now:
+    /// curl would otherwise refuse every peer later with an error that names no key.
+    ///
+    /// Throws a one-line ``CLIError`` naming the key the file came from.
+    func peerCAFile() throws -> String? {
+        guard let file = config.peerCAFile else { return nil }
+        let key = config.peers.caFile == nil ? "registry.tls.caFile (the default of peers.caFile)" : "peers.caFile"
+        do {
+            let bytes = try PosixFile.readAll(path: file, limit: 4 * 1024 * 1024)
+            guard String(decoding: bytes, as: UTF8.self).containsText("-----BEGIN CERTIFICATE-----") else {
+                throw CLIError("\(key) \(file) holds no PEM certificate")
+            }
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            throw CLIError("cannot read \(key) \(file): \(error)")
+        }
+        return file
     }
 
     /// The process's peer network, made (and discovery started) on first use.
@@ -42,7 +63,7 @@ extension Settings {
             let peers = PeerSet(selfURL: advertisedURL, urls: config.peers.urls, proof: proof)
             let network = PeerNetwork(
                 peers: peers, connectTimeout: min(profile.sync.connectTimeout, 1_500_000_000), bufferSize: profile.io.bufferSize,
-                threads: 2 * syncConcurrency + 4, accounting: wanGate.accounting)
+                threads: 2 * syncConcurrency + 4, accounting: wanGate.accounting, caFile: try peerCAFile(), logger: logger)
             if config.peers.discover {
                 do {
                     let discovery = try PeerDiscovery(

@@ -16,5 +16,12 @@ extension EndToEnd {
         @Test func outsideItsWindowASatelliteTakesAnUpdateFromItsPeers() throws {
             try EndToEnd.run("wan_peers_window.sh", [TestEnvironment.binary], timeout: 90)
         }
+
+        /// Peers over HTTPS (registry.tls, a site CA): a blob comes from a peer with a site-CA
+        /// certificate for its IP; a peer with a foreign CA's certificate, or one not for its
+        /// address, is refused (logged) and the WAN used instead; discovery announces https.
+        @Test func peersOverHTTPSTrustOnlyTheSiteCAAndTheirAddress() throws {
+            try EndToEnd.run("wan_peers_tls.sh", [TestEnvironment.binary], timeout: 120)
+        }
     }
 }

@@ -29,10 +29,46 @@ import TestSupport
             (#"{"peers": {"discover": true, "secretFile": "s", "takeover": "0s"}}"#, "peers.takeover"),
             (#"{"peers": {"discover": true, "secretFile": "s", "discoveryPort": 0}}"#, "peers.discoveryPort"),
             (#"{"peers": {"discover": true, "secretFile": "s", "urlz": []}}"#, "peers.urlz"),
+            (#"{"peers": {"discover": true, "secretFile": "s", "caFile": ""}}"#, "peers.caFile"),
+            (
+                #"{"registry": {"tls": {"certFile": "c", "keyFile": "k"}}, "peers": {"discover": true, "secretFile": "s", "advertise": "http://10.0.0.1:5000"}}"#,
+                "peers.advertise"
+            ),
         ]
         for (text, path) in cases {
             let error = #expect(throws: ConfigError.self) { try ConfigFile(text: text, source: "t") }
             #expect(error?.path == path, "\(text)")
         }
+    }
+
+    /// Peers over HTTPS: https:// URLs, and the CA that verifies them defaults to the site CA
+    /// of the registry's own TLS; a satellite with its own listener on TLS advertises https.
+    @Test func httpsPeersTrustTheSiteCA() throws {
+        let config = try ConfigFile(
+            text: """
+                { "registry": { "tls": { "certFile": "/c.pem", "keyFile": "/k.pem", "caFile": "/site-ca.pem" } },
+                  "peers": { "urls": ["https://10.0.0.12:5000/"], "secretFile": "/s", "advertise": "https://10.0.0.11:5000" } }
+                """, source: "t")
+        #expect(config.peers.urls == ["https://10.0.0.12:5000"])
+        #expect(config.peers.advertise == "https://10.0.0.11:5000")
+        #expect(config.peers.caFile == nil)
+        #expect(config.peerCAFile == "/site-ca.pem")
+
+        let explicit = try ConfigFile(
+            text: """
+                { "registry": { "tls": { "certFile": "/c.pem", "keyFile": "/k.pem", "caFile": "/site-ca.pem" } },
+                  "peers": { "urls": ["https://10.0.0.12:5000"], "secretFile": "/s", "caFile": "/peers-ca.pem" } }
+                """, source: "t")
+        #expect(explicit.peerCAFile == "/peers-ca.pem")
+
+        // A self-signed listener (no registry.tls.caFile): its own leaf verifies no other
+        // peer, so peers fall back to the system's CAs unless peers.caFile names the bundle.
+        let selfSigned = try ConfigFile(
+            text: """
+                { "registry": { "tls": { "certFile": "/c.pem", "keyFile": "/k.pem" } },
+                  "peers": { "urls": ["https://10.0.0.12:5000"], "secretFile": "/s" } }
+                """, source: "t")
+        #expect(selfSigned.peerCAFile == nil)
+        #expect(try ConfigFile(text: #"{"peers": {"discover": true, "secretFile": "s"}}"#, source: "t").peerCAFile == nil)
     }
 }

@@ -174,3 +174,16 @@ store_verified() {
         [[ "$(sha256sum "$store/blobs/sha256/${name:0:2}/$name" | cut -c1-64)" == "$name" ]] || return 1
     done
 }
+
+# site_of_three DIR RATE MB LAYERS: the whole site in one call: a site secret in
+# DIR/site.secret, the router and WAN at RATE (site_up), satellites 1-3, the upstream, and
+# site/app:v1 of MB MB in LAYERS layers pushed to it (IMAGE_BYTES).
+site_of_three() {
+    local dir=$1 n
+    mkdir -p "$dir"
+    head -c 32 /dev/urandom | base64 > "$dir/site.secret"
+    site_up "$2"
+    for n in 1 2 3; do site_satellite "$n"; done
+    start_upstream "$dir/upstream"
+    push_image "$3" "$4" v1
+}

@@ -13,7 +13,7 @@ extension PeerClient {
         options.body = []
         options.stallTimeout = min(stallTimeout, 3_000_000_000)
         let finalOptions = options
-        let response = try? await blocking { cancel in
+        let response = try? await blocking(url) { cancel in
             try CurlTransfer.perform(url: url + path, options: finalOptions, cancelled: cancel, onBody: { _ in })
         }
         guard let response, response.status == 200 else { return nil }

@@ -1,4 +1,5 @@
 import ContentStore
+import Logging
 import NIOPosix
 import OCICore
 import Synchronization
@@ -46,8 +47,18 @@ final class PeerClient: Sendable {
     /// The process's WAN/LAN accounting: peer bytes are LAN bytes.
     let accounting: LinkAccounting?
 
-    init(proof: PeerProof, connectTimeout: Int64, stallTimeout: Int64, bufferSize: Int, threads: Int, accounting: LinkAccounting?) {
+    /// The PEM bundle that verifies `https://` peers (`peers.caFile`); nil: the system's CAs.
+    let caFile: String?
+    /// Reports peers refused for their TLS (``PeerClient/TLSReport``); nil: not reported.
+    let tlsReport: TLSReport?
+
+    init(
+        proof: PeerProof, connectTimeout: Int64, stallTimeout: Int64, bufferSize: Int, threads: Int, accounting: LinkAccounting?,
+        caFile: String? = nil, logger: Logger? = nil
+    ) {
         self.proof = proof
+        self.caFile = caFile
+        tlsReport = logger.map { TLSReport(logger: $0, caFile: caFile) }
         self.accounting = accounting
         self.connectTimeout = connectTimeout
         self.stallTimeout = stallTimeout
@@ -63,8 +74,16 @@ final class PeerClient: Sendable {
     /// Body bytes received from peers (LAN bytes).
     var bytesReceived: Int64 { received.load(ordering: .relaxed) }
 
-    func blocking<T: Sendable>(_ body: @escaping @Sendable (CancelFlag) throws -> T) async throws -> T {
-        try await pool.blockingTransfer(body)
+    /// Runs a transfer to the peer at `url` off the cooperative pool; a TLS failure (an
+    /// untrusted certificate, a plain-HTTP peer named https://) is reported before it is
+    /// rethrown, since the callers only see "no answer".
+    func blocking<T: Sendable>(_ url: String, _ body: @escaping @Sendable (CancelFlag) throws -> T) async throws -> T {
+        do {
+            return try await pool.blockingTransfer(body)
+        } catch let failure as CurlTransfer.Failure {
+            tlsReport?.failed(url, failure)
+            throw failure
+        }
     }
 
     func options(method: String, path: String) -> CurlTransfer.Options {
@@ -74,6 +93,11 @@ final class PeerClient: Sendable {
         options.stallTimeout = stallTimeout
         options.bufferSize = bufferSize
         options.followRedirects = false
+        // https:// peers: their certificate must chain to the site's CA and name the host
+        // of the URL (an IP address in its subjectAltName; Curl.swift checks that under the
+        // static build's mbedTLS). There is no way to turn verification off for peers.
+        options.caFile = caFile
+        options.insecure = false
         options.headers.append("Authorization: \(proof.authorization(method: method, path: path))")
         return options
     }
@@ -85,7 +109,7 @@ final class PeerClient: Sendable {
         var options = options(method: "HEAD", path: path)
         options.stallTimeout = min(stallTimeout, 3_000_000_000)
         let finalOptions = options
-        let response = try? await blocking { cancel in
+        let response = try? await blocking(url) { cancel in
             try CurlTransfer.perform(url: url + path, options: finalOptions, cancelled: cancel, onBody: { _ in })
         }
         guard let response else { return nil }
@@ -115,7 +139,7 @@ final class PeerClient: Sendable {
         if start > 0 { options.headers.append("Range: bytes=\(start)-") }
         let finalOptions = options
         let target = "\(url)\(path)?size=\(size)"
-        return try await blocking { cancel in
+        return try await blocking(url) { cancel in
             var refusal: Failure?
             let response: CurlTransfer.Response
             do {
@@ -174,7 +198,7 @@ extension PeerClient {
     /// more than `limit`.
     func document(_ url: String, path: String, limit: Int) async -> (response: CurlTransfer.Response, body: [UInt8])? {
         let finalOptions = options(method: "GET", path: path)
-        let answer = try? await blocking { cancel -> (CurlTransfer.Response, [UInt8])? in
+        let answer = try? await blocking(url) { cancel -> (CurlTransfer.Response, [UInt8])? in
             var body: [UInt8] = []
             var tooLong = false
             let response = try CurlTransfer.perform(

@@ -1,4 +1,5 @@
 import ContentStore
+import Logging
 import OCICore
 import Synchronization
 
@@ -22,14 +23,16 @@ public final class PeerNetwork: Sendable {
         if wait > 0 { try? await Task.sleep(nanoseconds: UInt64(wait)) }
     }
 
+    /// `caFile`: the PEM bundle that verifies `https://` peers (the site's CA; nil: the
+    /// system's CAs). `logger`: where a peer refused for its TLS is reported.
     public init(
         peers: PeerSet, connectTimeout: Int64 = 1_500_000_000, stallTimeout: Int64 = 20_000_000_000, bufferSize: Int = 65536,
-        threads: Int = 8, accounting: LinkAccounting? = nil
+        threads: Int = 8, accounting: LinkAccounting? = nil, caFile: String? = nil, logger: Logger? = nil
     ) {
         self.peers = peers
         client = PeerClient(
             proof: peers.proof, connectTimeout: connectTimeout, stallTimeout: stallTimeout, bufferSize: bufferSize, threads: threads,
-            accounting: accounting)
+            accounting: accounting, caFile: caFile, logger: logger)
     }
 
     /// Bytes received from peers so far (LAN).
