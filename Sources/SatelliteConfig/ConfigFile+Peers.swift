@@ -73,10 +73,19 @@ extension ConfigFile {
     }
 
     /// `peers.advertise` against `registry.tls`: a listener with TLS speaks HTTPS only, so
-    /// peers told `http://` could never reach it.
+    /// peers told `http://` could never reach it. Without `advertise`, a listener on every
+    /// interface (`0.0.0.0`, `::`) names no address peers could reach: every satellite would
+    /// name itself alike (the same rank, the same claimant) and announce an address that
+    /// leads each peer back to itself.
     ///
     /// Throws ``ConfigError`` naming `peers.advertise`.
     static func checkPeers(_ peers: Peers, registry: Registry) throws {
+        if peers.enabled, peers.advertise == nil, ["0.0.0.0", "::", "0:0:0:0:0:0:0:0"].contains(registry.listen.host) {
+            let scheme = registry.tls == nil ? "http" : "https"
+            throw ConfigError(
+                path: "peers.advertise",
+                message: "is required when registry.listen is \(registry.listen) (every interface): the URL peers reach this satellite at, such as \"\(scheme)://10.0.0.11:\(registry.listen.port)\"")
+        }
         guard registry.tls != nil, let advertise = peers.advertise, advertise.hasPrefix("http://") else { return }
         throw ConfigError(
             path: "peers.advertise",

@@ -30,6 +30,9 @@ import TestSupport
             (#"{"peers": {"discover": true, "secretFile": "s", "discoveryPort": 0}}"#, "peers.discoveryPort"),
             (#"{"peers": {"discover": true, "secretFile": "s", "urlz": []}}"#, "peers.urlz"),
             (#"{"peers": {"discover": true, "secretFile": "s", "caFile": ""}}"#, "peers.caFile"),
+            (#"{"registry": {"listen": "0.0.0.0:5000"}, "peers": {"discover": true, "secretFile": "s"}}"#, "peers.advertise"),
+            (#"{"registry": {"listen": ":5000"}, "peers": {"urls": ["http://a:5000"], "secretFile": "s"}}"#, "peers.advertise"),
+            (#"{"registry": {"listen": "[::]:5000"}, "peers": {"discover": true, "secretFile": "s"}}"#, "peers.advertise"),
             (
                 #"{"registry": {"tls": {"certFile": "c", "keyFile": "k"}}, "peers": {"discover": true, "secretFile": "s", "advertise": "http://10.0.0.1:5000"}}"#,
                 "peers.advertise"
