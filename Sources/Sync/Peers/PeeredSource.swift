@@ -287,31 +287,10 @@ public final class PeeredSource: ContentSource {
         }
     }
 
-    /// Whether this satellite fetches `digest` from the upstream for the site: it marks
-    /// itself deciding, asks every live peer (BlobStore's claims) and settles over the peers
-    /// deciding too, seen in their answers or recorded when they asked it: the first of those
-    /// in rank wins, the others follow it. A peer that holds the blob, fetches it or won a
-    /// claim makes this one yield (for at most ``maxYield`` without showing as a source). A
-    /// peer that does not answer, lied about the blob or refused it stands in nobody's way.
+    /// Whether this satellite fetches `digest` from the upstream for the site
+    /// (``PeerNetwork/claim(_:store:excluding:)``).
     func claim(_ digest: Digest, excluding refused: Set<String>) async -> Bool {
-        store.beginClaim(digest)
-        // A liar or a peer that refused the blob is no source to yield to.
-        let candidates = peers.live().filter { !refused.contains($0) && !peers.isLiar($0, for: digest) }
-        let answers = await withTaskGroup(of: (String, BlobStore.ClaimAnswer?).self) { group in
-            for url in candidates {
-                group.addTask { [client, peers] in (url, await client.claim(url, digest: digest, from: peers.selfURL)) }
-            }
-            var answers: [(String, BlobStore.ClaimAnswer?)] = []
-            for await answer in group { answers.append(answer) }
-            return answers
-        }
-        let yielded = answers.contains { $0.1 == .holding }
-        let deciding = answers.filter { $0.1 == .deciding }.map(\.0)
-        return store.settleClaim(digest) { askers in
-            guard !yielded else { return false }
-            let contenders = Set(deciding + askers.map(PeerSet.normalize) + [peers.selfURL])
-            return PeerSet.rank(Array(contenders), for: digest).first == peers.selfURL
-        }
+        await network.claim(digest, store: store, excluding: refused)
     }
 
     /// Where the next bytes of `digest` come from (see the type's comment).
