@@ -1,4 +1,5 @@
 import ContentStore
+import Logging
 import OCICore
 import Synchronization
 
@@ -34,6 +35,29 @@ public final class PeerNetwork: Sendable {
 
     /// Bytes received from peers so far (LAN).
     public var bytesReceived: Int64 { client.bytesReceived }
+
+    /// What the live peers that are not liars for `digest` say about it, asked in parallel;
+    /// a peer that does not answer is marked down, one that answers up.
+    func probe(_ digest: Digest, logger: Logger) async -> [PeerClient.Probe] {
+        let candidates = peers.live().filter { !peers.isLiar($0, for: digest) }
+        guard !candidates.isEmpty else { return [] }
+        return await withTaskGroup(of: (String, PeerClient.Probe?).self) { group in
+            for url in candidates {
+                group.addTask { [client] in (url, await client.probe(url, digest: digest)) }
+            }
+            var results: [PeerClient.Probe] = []
+            for await (url, probe) in group {
+                if let probe {
+                    peers.markUp(url)
+                    results.append(probe)
+                } else {
+                    logger.info("peer does not answer", metadata: ["peer": "\(url)"])
+                    peers.markDown(url)
+                }
+            }
+            return results
+        }
+    }
 
     /// Prometheus text for `/metrics`: the peers known and answering, the bytes taken from them.
     public func metricsText() -> String {

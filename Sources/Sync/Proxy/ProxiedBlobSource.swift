@@ -38,6 +38,13 @@ final class ProxiedBlobSource: ContentSource {
         var refused: Set<String> = []
         /// The lowest offset written by a peer since the ingest last started over.
         var peerFrom: Int64?
+        /// Whether the second look before the upstream was taken (``rival(_:_:offset:excluding:)``).
+        var confirmed = false
+        /// Whether the first attempt was made (the ingest's state then is the partial file's).
+        var started = false
+        /// The ingest resumed a partial file of an earlier transfer, whose bytes may have come
+        /// from a peer: held back like a peer's, and on a mismatch fetched again (no liar known).
+        var resumedPrefix = false
     }
 
     private let state = Mutex(State())
@@ -79,6 +86,14 @@ final class ProxiedBlobSource: ContentSource {
             return
         }
         defer { store.setFollowing(digest, false) }
+        state.withLock { state in
+            guard !state.started else { return }
+            state.started = true
+            if ingest.offset > 0 {
+                state.resumedPrefix = true
+                state.peerFrom = 0
+            }
+        }
         while true {
             if Task.isCancelled { throw SyncError(.cancelled, "cancelled") }
             if ingest.offset >= size {
@@ -88,8 +103,18 @@ final class ProxiedBlobSource: ContentSource {
                 continue
             }
             let refused = state.withLock { $0.refused }
-            guard let url = Self.choose(await Self.probe(digest, network, logger: logger), excluding: refused) else {
+            var choice = Self.choose(await network.probe(digest, logger: logger), excluding: refused)
+            if choice == nil {
                 store.setFollowing(digest, false)
+                // Two proxies (or a proxy and a sync) that missed the same blob at the same
+                // moment both saw nobody fetching it. Now that this one shows as fetching, look
+                // once more: whichever looks second sees the other and follows it.
+                if !state.withLock({ $0.confirmed }) {
+                    state.withLock { $0.confirmed = true }
+                    choice = await rival(digest, network, offset: ingest.offset, excluding: refused)
+                }
+            }
+            guard let url = choice else {
                 try await fromUpstream(digest, size: size, repository: repository, into: ingest, progress: progress)
                 if ingest.offset == size, ingest.digest != digest, caught(digest, ingest) { continue }
                 return
@@ -114,6 +139,7 @@ final class ProxiedBlobSource: ContentSource {
                 state.withLock { state in
                     state.contributors = []
                     state.peerFrom = nil
+                    state.resumedPrefix = false
                 }
             } else {
                 counters.bytes.wrappingAdd(offset - previous, ordering: .relaxed)
@@ -169,12 +195,18 @@ final class ProxiedBlobSource: ContentSource {
     /// liars for it, and the ingest starts over. False when no peer contributed (the
     /// upstream's content is wrong: the commit says so).
     private func caught(_ digest: Digest, _ ingest: Ingest) -> Bool {
-        let liars = state.withLock { state -> Set<String> in
+        let (liars, resumed) = state.withLock { state -> (Set<String>, Bool) in
             defer {
                 state.contributors = []
                 state.peerFrom = nil
+                state.resumedPrefix = false
             }
-            return state.contributors
+            return (state.contributors, state.resumedPrefix)
+        }
+        if resumed, liars.isEmpty {
+            logger.warning("a resumed partial file does not match its digest: fetching the blob again", metadata: ["blob": "\(digest)"])
+            try? ingest.reset()
+            return true
         }
         guard !liars.isEmpty, let network else { return false }
         for url in liars.sorted() {
@@ -186,29 +218,26 @@ final class ProxiedBlobSource: ContentSource {
         return true
     }
 
-    /// What the live peers that are not liars for `digest` say about it, in parallel; a peer
-    /// that does not answer is marked down.
-    static func probe(_ digest: Digest, _ network: PeerNetwork, logger: Logger) async -> [PeerClient.Probe] {
-        let peers = network.peers
-        let candidates = peers.live().filter { !peers.isLiar($0, for: digest) }
-        guard !candidates.isEmpty else { return [] }
-        let client = network.client
-        return await withTaskGroup(of: (String, PeerClient.Probe?).self) { group in
-            for url in candidates {
-                group.addTask { (url, await client.probe(url, digest: digest)) }
-            }
-            var results: [PeerClient.Probe] = []
-            for await (url, probe) in group {
-                if let probe {
-                    peers.markUp(url)
-                    results.append(probe)
-                } else {
-                    logger.info("peer does not answer", metadata: ["peer": "\(url)"])
-                    peers.markDown(url)
-                }
-            }
-            return results
+    /// A peer to follow instead of the upstream after all: one that holds `digest`, or
+    /// fetches it too and has more of it than `offset`, or as much and ranks ahead of this
+    /// satellite (rendezvous hashing, the same order on every satellite); nil: the upstream.
+    private func rival(_ digest: Digest, _ network: PeerNetwork, offset: Int64, excluding refused: Set<String>) async -> String? {
+        let usable = await network.probe(digest, logger: logger).filter { !refused.contains($0.url) }
+        if let holder = usable.first(where: { $0.holding == .complete }) { return holder.url }
+        let fetching = usable.compactMap { probe -> (url: String, offset: Int64)? in
+            if case .fetching(let theirs) = probe.holding { return (probe.url, theirs) }
+            return nil
         }
+        let selfURL = network.peers.selfURL
+        let ranking = PeerSet.rank(fetching.map(\.url) + [selfURL], for: digest)
+        let mine = ranking.firstIndex(of: selfURL) ?? 0
+        let leader = fetching.first { peer in
+            peer.offset > offset || (peer.offset == offset && (ranking.firstIndex(of: peer.url) ?? ranking.count) < mine)
+        }
+        if let leader {
+            logger.debug("another satellite fetches the blob too: following it", metadata: ["blob": "\(digest)", "peer": "\(leader.url)"])
+        }
+        return leader?.url
     }
 
     /// The peer to take the blob from: the fastest of those that hold it verified, else the

@@ -371,7 +371,7 @@ public final class PullThroughProxy: PullThrough {
             // The WAN is closed or the link is down: a peer that holds the blob verified says
             // its size (its bytes are checked against the digest like any).
             if error.kind == .link || error.kind == .deferred, let network = peers,
-                let size = await ProxiedBlobSource.probe(digest, network, logger: logger).compactMap(\.size).first
+                let size = await network.probe(digest, logger: logger).compactMap(\.size).first
             {
                 state.withLock { $0.sizes["\(route.local)@\(digest)"] = size }
                 return size
@@ -428,7 +428,7 @@ public final class PullThroughProxy: PullThrough {
             do {
                 try gate.check()
             } catch let error as SyncError {
-                guard let network, ProxiedBlobSource.choose(await ProxiedBlobSource.probe(digest, network, logger: logger), excluding: []) != nil
+                guard let network, ProxiedBlobSource.choose(await network.probe(digest, logger: logger), excluding: []) != nil
                 else { throw Self.map(error, now: gate.clock.now()) }
                 counters.peerServed.wrappingAdd(1, ordering: .relaxed)
                 logger.info("WAN closed: proxied blob from the site's peers", metadata: ["blob": "\(digest)", "repository": "\(route.local)"])
