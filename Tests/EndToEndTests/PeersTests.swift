@@ -20,8 +20,8 @@ extension EndToEnd {
         /// The pull-through proxy asks the site's peers first: a skopeo pull of what a peer
         /// holds moves only the manifest over the WAN; two proxies pulling one image fetch it
         /// from the WAN once (one fetches, the other follows); outside the window what a peer
-        /// holds is served (0 WAN bytes); a lying peer is caught and the client gets the
-        /// right bytes.
+        /// holds is served (0 WAN bytes); a peer killed mid-blob costs no byte twice; a lying
+        /// peer is caught and the client gets the right bytes.
         @Test func theProxyTakesMissesFromItsPeersBeforeTheWAN() throws {
             try EndToEnd.run("wan_proxy_peers.sh", [TestEnvironment.binary], timeout: 90)
         }

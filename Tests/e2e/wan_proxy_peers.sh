@@ -13,7 +13,9 @@
 #      site/app:v1 works (the tag through s1's sync-managed tag, manifest and blobs from s1),
 #      a blob GET of a v2 layer works (its size from s1's probe), 0 WAN bytes; a blob no peer
 #      holds is 503 with Retry-After.
-#   4. s1 lies (a corrupted layer in its store): s2 (fresh, window open) catches it, takes
+#   4. s1 is killed (SIGKILL) while s2's proxy follows its download of site/app:v4: s2
+#      continues from the upstream at the same offset (WAN < 1.2 x the image in total).
+#   5. s1 lies (a corrupted layer in its store): s2 (fresh, window open) catches it, takes
 #      that layer from the upstream, and skopeo gets the right bytes.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -33,6 +35,9 @@ NOISE=256
 for n in 1 2; do site_satellite "$n"; done
 start_upstream "$D/upstream"
 push_image 1 1 v3
+push_image 24 1 v4
+V4_BYTES=$IMAGE_BYTES
+V4_LAYER=$(jq -r '.layers[0].digest' "$E2E_TMP/img-v4/blobs/sha256/$(jq -r '.manifests[0].digest' "$E2E_TMP/img-v4/index.json" | cut -d: -f2)")
 V3_LAYER=$(jq -r '.layers[0].digest' "$E2E_TMP/img-v3/blobs/sha256/$(jq -r '.manifests[0].digest' "$E2E_TMP/img-v3/index.json" | cut -d: -f2)")
 push_image 32 1 v2
 V2_BYTES=$IMAGE_BYTES
@@ -143,7 +148,38 @@ code=$(nsx "${NS_SATS[2]}" curl -s -D "$D/h503" -o "$D/b503" -w '%{http_code}' "
     || fail "a blob no peer holds, outside the window: HTTP $code $(tr '\n' ' ' < "$D/b503" | cut -c1-200)"
 log "s2 outside its window ($CLOSED_WINDOW): site/app:v1 and a v2 layer from s1, WAN $wan bytes; a blob no peer holds: 503 + Retry-After"
 
-# ---- 4. a lying peer: s1's copy of the big v1 layer is corrupted
+# ---- 4. the peer dies mid-blob: s2 continues from the upstream at the same offset
+stop_serve 2; rm -rf "$D/s2/store"; : > "$D/s2/serve.log"
+s2_config
+start_serve 2 "$D"
+rm -f "$D/watch.stop"
+# A slower WAN for this part: the kill must land in the middle of the layer, even on a busy machine.
+nsx "$NS_UP" tc qdisc change dev up0 root tbf rate 4mbps burst 256kb latency 500ms
+ip netns exec "${NS_SATS[2]}" python3 "$D/watch.py" "$D/site.secret" "$V4_LAYER" "$D/watch.stop" "$S1" "$S2" > "$D/watch4.log" 2>&1 &
+WATCH=$!
+on_exit "kill $WATCH"
+before=$(wan_bytes)
+( pull 1 v4 "$D/pull4-s1" ) &
+P1=$!
+wait_until 30 "s1's proxied download of the v4 layer shows as fetching" "grep -q '^$S1 fetching [1-9]' '$D/watch4.log'" "$D/s1/serve.log"
+( pull 2 v4 "$D/pull4-s2" ) &
+P2=$!
+# s2 follows s1; kill s1 once s2 holds a third of the layer.
+wait_until 30 "s2 following s1 past a third of the v4 layer" \
+    "awk -v u='$S2' -v min=$(( V4_BYTES / 3 )) '\$1 == u && \$2 == \"following\" && \$3 + 0 > min { f = 1 } END { exit !f }' '$D/watch4.log'" "$D/s2/serve.log"
+kill -KILL "${SERVE_PIDS[1]}"
+wait "$P1" 2>/dev/null || true
+wait "$P2" || fail "skopeo pull of site/app:v4 through s2's proxy failed after its peer died: $(tail -n 3 "$D/pull4-s2.err" | tr '\n' ' ')"
+touch "$D/watch.stop"; wait "$WATCH" 2>/dev/null || true
+wan=$(( $(wan_bytes) - before ))
+identical "$D/pull4-s2" v4 || fail "the site/app:v4 pulled through s2's proxy after its peer died differs"
+grep -q "peer transfer cut" "$D/s2/serve.log" || fail "s2 did not notice its peer died mid-blob: $(tail -n 3 "$D/s2/serve.log" | tr '\n' ' ')"
+log "s1 killed while s2 followed it: s2 continued from the upstream, WAN $(ratio $wan $V4_BYTES) x site/app:v4 in total"
+(( wan * 100 <= V4_BYTES * 120 )) || fail "after its peer died s2 did not continue at the same offset: WAN $(ratio $wan $V4_BYTES) x the image"
+start_serve 1 "$D"
+nsx "$NS_UP" tc qdisc change dev up0 root tbf rate 8mbps burst 256kb latency 500ms
+
+# ---- 5. a lying peer: s1's copy of the big v1 layer is corrupted
 big=$(ls -S "$E2E_TMP/img-v1/blobs/sha256" | head -n 1)
 blob="$D/s1/store/blobs/sha256/${big:0:2}/$big"
 chmod u+w "$blob" 2>/dev/null || true
