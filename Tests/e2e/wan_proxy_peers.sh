@@ -114,18 +114,34 @@ while not os.path.exists(stop):
     time.sleep(0.05)
 PY
 S1=http://$(sat_ip 1):5000 S2=http://$(sat_ip 2):5000
-ip netns exec "${NS_SATS[2]}" python3 "$D/watch.py" "$D/site.secret" "$V2_LAYER" "$D/watch.stop" "$S1" "$S2" > "$D/watch.log" 2>&1 &
-WATCH=$!
-on_exit "kill $WATCH"
+# watch LAYER LOG: the peer-endpoint states of LAYER on s1 and s2 into LOG until watch_stop.
+watch() {
+    rm -f "$D/watch.stop"
+    ip netns exec "${NS_SATS[2]}" python3 "$D/watch.py" "$D/site.secret" "$1" "$D/watch.stop" "$S1" "$S2" > "$2" 2>&1 &
+    WATCH=$!
+    on_exit "kill $WATCH"
+}
+watch_stop() { touch "$D/watch.stop"; wait "$WATCH" 2>/dev/null || true; }
+# pull_behind A B TAG LOG: sA's proxy pulls TAG (PULL_A, into $D/pull-TAG-sA); once it shows
+# as fetching the layer (LOG of watch), sB's proxy pulls it too (PULL_B).
+pull_behind() {
+    local a=$1 b=$2 tag=$3 log=$4 url
+    url=http://$(sat_ip "$a"):5000
+    ( pull "$a" "$tag" "$D/pull-$tag-s$a" ) &
+    PULL_A=$!
+    wait_until 30 "s$a's proxied download of the $tag layer shows as fetching" "grep -q '^$url fetching [1-9]' '$log'" "$D/s$a/serve.log"
+    ( pull "$b" "$tag" "$D/pull-$tag-s$b" ) &
+    PULL_B=$!
+}
+pull_failed() { echo "skopeo pull of site/app:$1 through s$2's proxy failed: $(tail -n 3 "$D/pull-$1-s$2.err" | tr '\n' ' ')"; }
+watch "$V2_LAYER" "$D/watch.log"
 before=$(wan_bytes)
-( pull 2 v2 "$D/pull2-s2" ) &
-P2=$!
-wait_until 30 "s2's proxied download of the v2 layer shows as fetching" "grep -q '^$S2 fetching [1-9]' '$D/watch.log'" "$D/s2/serve.log"
-pull 1 v2 "$D/pull2-s1" || fail "skopeo pull of site/app:v2 through s1's proxy failed: $(tail -n 3 "$D/pull2-s1.err" | tr '\n' ' ')"
-wait "$P2" || fail "skopeo pull of site/app:v2 through s2's proxy failed: $(tail -n 3 "$D/pull2-s2.err" | tr '\n' ' ')"
-touch "$D/watch.stop"; wait "$WATCH" 2>/dev/null || true
+pull_behind 2 1 v2 "$D/watch.log"
+wait "$PULL_B" || fail "$(pull_failed v2 1)"
+wait "$PULL_A" || fail "$(pull_failed v2 2)"
+watch_stop
 wan=$(( $(wan_bytes) - before ))
-for n in 1 2; do identical "$D/pull2-s$n" v2 || fail "the site/app:v2 pulled through s$n's proxy differs"; done
+for n in 1 2; do identical "$D/pull-v2-s$n" v2 || fail "the site/app:v2 pulled through s$n's proxy differs"; done
 grep -q "^$S1 following" "$D/watch.log" || fail "s1 never showed as following s2's download: $(sort "$D/watch.log" | uniq -c | sort -rn | head -n 5 | tr '\n' ' ')"
 if grep -q "^$S1 fetching" "$D/watch.log"; then fail "s1 showed as fetching while it followed s2: $(grep "^$S1" "$D/watch.log" | sort | uniq -c | head -n 5 | tr '\n' ' ')"; fi
 log "two proxies pulled site/app:v2: WAN $(ratio $wan $V2_BYTES) x the image; s2 fetching, s1 following"
@@ -152,27 +168,20 @@ log "s2 outside its window ($CLOSED_WINDOW): site/app:v1 and a v2 layer from s1,
 stop_serve 2; rm -rf "$D/s2/store"; : > "$D/s2/serve.log"
 s2_config
 start_serve 2 "$D"
-rm -f "$D/watch.stop"
 # A slower WAN for this part: the kill must land in the middle of the layer, even on a busy machine.
 nsx "$NS_UP" tc qdisc change dev up0 root tbf rate 4mbps burst 256kb latency 500ms
-ip netns exec "${NS_SATS[2]}" python3 "$D/watch.py" "$D/site.secret" "$V4_LAYER" "$D/watch.stop" "$S1" "$S2" > "$D/watch4.log" 2>&1 &
-WATCH=$!
-on_exit "kill $WATCH"
+watch "$V4_LAYER" "$D/watch4.log"
 before=$(wan_bytes)
-( pull 1 v4 "$D/pull4-s1" ) &
-P1=$!
-wait_until 30 "s1's proxied download of the v4 layer shows as fetching" "grep -q '^$S1 fetching [1-9]' '$D/watch4.log'" "$D/s1/serve.log"
-( pull 2 v4 "$D/pull4-s2" ) &
-P2=$!
+pull_behind 1 2 v4 "$D/watch4.log"
 # s2 follows s1; kill s1 once s2 holds a third of the layer.
 wait_until 30 "s2 following s1 past a third of the v4 layer" \
     "awk -v u='$S2' -v min=$(( V4_BYTES / 3 )) '\$1 == u && \$2 == \"following\" && \$3 + 0 > min { f = 1 } END { exit !f }' '$D/watch4.log'" "$D/s2/serve.log"
 kill -KILL "${SERVE_PIDS[1]}"
-wait "$P1" 2>/dev/null || true
-wait "$P2" || fail "skopeo pull of site/app:v4 through s2's proxy failed after its peer died: $(tail -n 3 "$D/pull4-s2.err" | tr '\n' ' ')"
-touch "$D/watch.stop"; wait "$WATCH" 2>/dev/null || true
+wait "$PULL_A" 2>/dev/null || true
+wait "$PULL_B" || fail "after its peer died: $(pull_failed v4 2)"
+watch_stop
 wan=$(( $(wan_bytes) - before ))
-identical "$D/pull4-s2" v4 || fail "the site/app:v4 pulled through s2's proxy after its peer died differs"
+identical "$D/pull-v4-s2" v4 || fail "the site/app:v4 pulled through s2's proxy after its peer died differs"
 grep -q "peer transfer cut" "$D/s2/serve.log" || fail "s2 did not notice its peer died mid-blob: $(tail -n 3 "$D/s2/serve.log" | tr '\n' ' ')"
 log "s1 killed while s2 followed it: s2 continued from the upstream, WAN $(ratio $wan $V4_BYTES) x site/app:v4 in total"
 (( wan * 100 <= V4_BYTES * 120 )) || fail "after its peer died s2 did not continue at the same offset: WAN $(ratio $wan $V4_BYTES) x the image"

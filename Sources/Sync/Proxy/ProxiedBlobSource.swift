@@ -99,7 +99,7 @@ final class ProxiedBlobSource: ContentSource {
             if ingest.offset >= size {
                 if ingest.offset == size, ingest.digest == digest { return }
                 // Without a peer's bytes in it, the commit reports the upstream's corruption.
-                guard caught(digest, ingest) else { return }
+                guard caught(digest, ingest, progress) else { return }
                 continue
             }
             let refused = state.withLock { $0.refused }
@@ -116,7 +116,7 @@ final class ProxiedBlobSource: ContentSource {
             }
             guard let url = choice else {
                 try await fromUpstream(digest, size: size, repository: repository, into: ingest, progress: progress)
-                if ingest.offset == size, ingest.digest != digest, caught(digest, ingest) { continue }
+                if ingest.offset == size, ingest.digest != digest, caught(digest, ingest, progress) { continue }
                 return
             }
             store.setFollowing(digest, true)
@@ -187,14 +187,15 @@ final class ProxiedBlobSource: ContentSource {
         case .lie(let message):
             logger.warning("peer sent too much", metadata: ["peer": "\(url)", "error": "\(message)"])
             state.withLock { _ = $0.contributors.insert(url) }
-            _ = caught(digest, ingest)
+            _ = caught(digest, ingest, progress)
         }
     }
 
     /// The ingest's bytes do not hash to `digest`: the peers that contributed to them are
     /// liars for it, and the ingest starts over. False when no peer contributed (the
-    /// upstream's content is wrong: the commit says so).
-    private func caught(_ digest: Digest, _ ingest: Ingest) -> Bool {
+    /// upstream's content is wrong: the commit says so). `progress` hears the ingest start
+    /// over, so the clients wait for the bytes again instead of reading a truncated file.
+    private func caught(_ digest: Digest, _ ingest: Ingest, _ progress: @Sendable (Int64) -> Void) -> Bool {
         let (liars, resumed) = state.withLock { state -> (Set<String>, Bool) in
             defer {
                 state.contributors = []
@@ -206,6 +207,7 @@ final class ProxiedBlobSource: ContentSource {
         if resumed, liars.isEmpty {
             logger.warning("a resumed partial file does not match its digest: fetching the blob again", metadata: ["blob": "\(digest)"])
             try? ingest.reset()
+            progress(ingest.offset)
             return true
         }
         guard !liars.isEmpty, let network else { return false }
@@ -215,6 +217,7 @@ final class ProxiedBlobSource: ContentSource {
             counters.liars.wrappingAdd(1, ordering: .relaxed)
         }
         try? ingest.reset()
+        progress(ingest.offset)
         return true
     }
 

@@ -308,7 +308,7 @@ public final class PullThroughProxy: PullThrough {
     /// the first live peer that sends bytes hashing to it (one that sends other bytes is a
     /// liar for it); a tag through the digest the peers' syncs hold for it (the site's
     /// desired state, `/peer/v1/tags/`: tags of the proxy's cache are never a peer's answer),
-    /// the one most of them hold. Nil when no peer has it.
+    /// the one most of them hold (``PeerNetwork/tagDigest(_:tag:)``). Nil when no peer has it.
     private func peerManifest(_ route: PullThroughRoute, reference: Reference) async -> ImagePublisher.ManifestContent? {
         guard let network = peers else { return nil }
         let candidates = network.peers.live()
@@ -318,19 +318,7 @@ public final class PullThroughProxy: PullThrough {
         case .digest(let pinned):
             digest = pinned
         case .tag(let tag):
-            let client = network.client
-            let answers = await withTaskGroup(of: Digest?.self) { group in
-                for url in candidates {
-                    group.addTask { await client.tagDigest(url, repository: route.local, tag: tag) }
-                }
-                var found: [Digest: Int] = [:]
-                for await digest in group {
-                    if let digest { found[digest, default: 0] += 1 }
-                }
-                return found
-            }
-            guard let chosen = answers.max(by: { a, b in a.value != b.value ? a.value < b.value : a.key.description > b.key.description })?.key
-            else { return nil }
+            guard let chosen = await network.tagDigest(route.local, tag: tag) else { return nil }
             logger.info("proxied tag resolved by the peers", metadata: ["image": "\(route.local):\(tag)", "digest": "\(chosen)"])
             digest = chosen
         }
