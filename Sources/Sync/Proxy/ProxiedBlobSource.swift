@@ -85,7 +85,9 @@ final class ProxiedBlobSource: ContentSource {
             try await fromUpstream(digest, size: size, repository: repository, into: ingest, progress: progress)
             return
         }
-        defer { store.setFollowing(digest, false) }
+        // The follow marker stays after a peer's bytes are all in: the transfer that called
+        // this clears it after the commit (``PullThroughProxy``), so the hash and fsync of a
+        // blob taken from a peer never show as `fetching`.
         state.withLock { state in
             guard !state.started else { return }
             state.started = true
