@@ -65,6 +65,9 @@ final class ProxiedBlobSource: ContentSource {
     /// verified: all of them, unless a peer wrote some (then those before its first byte).
     var releasable: Int64 { state.withLock { $0.peerFrom ?? .max } }
 
+    /// Whether a transfer with the peers began (and may have left the follow marker set).
+    var asked: Bool { state.withLock { $0.started } }
+
     func manifest(_ repository: RepositoryName, reference: Reference) async throws -> ImagePublisher.ManifestContent {
         try await upstream.manifest(repository, reference: reference)
     }
@@ -85,9 +88,12 @@ final class ProxiedBlobSource: ContentSource {
             try await fromUpstream(digest, size: size, repository: repository, into: ingest, progress: progress)
             return
         }
-        // The follow marker stays after a peer's bytes are all in: the transfer that called
-        // this clears it after the commit (``PullThroughProxy``), so the hash and fsync of a
-        // blob taken from a peer never show as `fetching`.
+        // Shows as following to the peers until the upstream is chosen (then as fetching,
+        // and peers may follow it): a peer that probes while this one probes must not take
+        // it for a source. The marker stays after a peer's bytes are all in: the transfer
+        // that called this clears it after the commit (``PullThroughProxy``), so the hash
+        // and fsync of a blob taken from a peer never show as `fetching` either.
+        store.setFollowing(digest, true)
         state.withLock { state in
             guard !state.started else { return }
             state.started = true

@@ -463,15 +463,9 @@ public final class PullThroughProxy: PullThrough {
         // the blob is verified (``ProxiedBlobSource/releasable``).
         let source = ProxiedBlobSource(upstream: client, network: network, store: store, counters: counters, logger: logger)
         let transfer = BlobTransfer(source: source, store: store)
-        // Shows as following to the peers from the moment the download is claimed until the
-        // source chooses the upstream (then it shows as fetching, and peers may follow it),
-        // and from a peer's last byte until the commit: a peer that probed then must not
-        // take it for a source. Left alone at the start when another writer (a sync pass)
-        // downloads the blob now: that one is fetching.
-        if network.map({ !$0.peers.known.isEmpty }) == true, blob.size > 0, store.downloadActivity(digest) == .none {
-            store.setFollowing(digest, true)
-        }
-        defer { if network != nil { store.setFollowing(digest, false) } }
+        // The source shows the download as following while it takes the blob from a peer,
+        // until the commit (a peer must not take it for a source): cleared here after it.
+        defer { if source.asked { store.setFollowing(digest, false) } }
         do {
             // No checkpoint fsync while clients wait: on a disk slower than the link each one
             // stalled the transfer (and every client) until the disk caught up. A link cut
