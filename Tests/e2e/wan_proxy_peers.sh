@@ -11,8 +11,9 @@
 #      `following`, never `fetching`); the WAN carries v2 once.
 #   3. s2 restarted with a fresh store and its only sync window hours away: a skopeo pull of
 #      site/app:v1 works (the tag through s1's sync-managed tag, manifest and blobs from s1),
-#      a blob GET of a v2 layer works (its size from s1's probe), 0 WAN bytes; a blob no peer
-#      holds is 503 with Retry-After.
+#      a blob GET of a v2 layer works (its size from s1's probe), a pull of site/app:v2 by
+#      digest works (manifest from s1), 0 WAN bytes; a blob no peer holds is 503 with
+#      Retry-After.
 #   4. s1 is killed (SIGKILL) while s2's proxy follows its download of site/app:v4: s2
 #      continues from the upstream at the same offset (WAN < 1.2 x the image in total).
 #   5. s1 lies (a corrupted layer in its store): s2 (fresh, window open) catches it, takes
@@ -157,12 +158,17 @@ identical "$D/pull3" v1 || fail "the image pulled through s2's proxy outside its
 grep -q "proxied tag resolved by the peers" "$D/s2/serve.log" || fail "s2 did not resolve site/app:v1 through its peer: $(tail -n 3 "$D/s2/serve.log" | tr '\n' ' ')"
 got=$(nsx "${NS_SATS[2]}" curl -sf "$S2/v2/site/app/blobs/$V2_LAYER" | sha256sum | cut -c1-64) || fail "GET of the v2 layer through s2's proxy outside its window failed"
 [[ "sha256:$got" == "$V2_LAYER" ]] || fail "the v2 layer served outside the window hashes to $got"
+# By digest: the manifest from s1 (which cached it through its proxy), checked against the digest.
+v2_digest=$(jq -r '.manifests[0].digest' "$E2E_TMP/img-v2/index.json")
+pull 2 "@$v2_digest" "$D/pull3-v2" || fail "skopeo pull of site/app@$v2_digest through s2's proxy outside its window failed: $(tail -n 3 "$D/pull3-v2.err" | tr '\n' ' ')"
+identical "$D/pull3-v2" v2 || fail "the site/app@$v2_digest pulled outside the window differs"
+grep -q "from=peers .*reference=$v2_digest" "$D/s2/serve.log" || fail "s2 did not take the manifest $v2_digest from its peer: $(grep "proxied manifest" "$D/s2/serve.log" | tail -n 2 | tr '\n' ' ')"
 wan=$(( $(wan_bytes) - before ))
 (( wan < NOISE )) || fail "s2's proxy outside its window ($CLOSED_WINDOW) moved $wan bytes on the WAN"
 code=$(nsx "${NS_SATS[2]}" curl -s -D "$D/h503" -o "$D/b503" -w '%{http_code}' "$S2/v2/site/app/blobs/$V3_LAYER")
 [[ $code == 503 ]] && grep -qi '^retry-after: [0-9]' "$D/h503" && grep -q '"UNAVAILABLE"' "$D/b503" \
     || fail "a blob no peer holds, outside the window: HTTP $code $(tr '\n' ' ' < "$D/b503" | cut -c1-200)"
-log "s2 outside its window ($CLOSED_WINDOW): site/app:v1 and a v2 layer from s1, WAN $wan bytes; a blob no peer holds: 503 + Retry-After"
+log "s2 outside its window ($CLOSED_WINDOW): site/app:v1, a v2 layer and site/app@v2-digest from s1, WAN $wan bytes; a blob no peer holds: 503 + Retry-After"
 
 # ---- 4. the peer dies mid-blob: s2 continues from the upstream at the same offset
 stop_serve 2; rm -rf "$D/s2/store"; : > "$D/s2/serve.log"
