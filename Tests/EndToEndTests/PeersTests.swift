@@ -16,14 +16,5 @@ extension EndToEnd {
         @Test func outsideItsWindowASatelliteTakesAnUpdateFromItsPeers() throws {
             try EndToEnd.run("wan_peers_window.sh", [TestEnvironment.binary], timeout: 90)
         }
-
-        /// The pull-through proxy asks the site's peers first: a skopeo pull of what a peer
-        /// holds moves only the manifest over the WAN; two proxies pulling one image fetch it
-        /// from the WAN once (one fetches, the other follows); outside the window what a peer
-        /// holds is served (0 WAN bytes); a peer killed mid-blob costs no byte twice; a lying
-        /// peer is caught and the client gets the right bytes.
-        @Test func theProxyTakesMissesFromItsPeersBeforeTheWAN() throws {
-            try EndToEnd.run("wan_proxy_peers.sh", [TestEnvironment.binary], timeout: 90)
-        }
     }
 }
