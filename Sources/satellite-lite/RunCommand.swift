@@ -42,6 +42,8 @@ struct RunCommand: ConfigOnlyCommand {
         // Discovery announces this listener to the site's peers while it serves.
         if let network = try settings.peerNetwork(logger: logger) {
             server.api.metrics.addProvider { network.metricsText() }
+            // A proxied miss asks the site's peers before the upstream.
+            proxy.usePeers(network)
         }
         let fleet = try settings.openFleetLink(store: store, logger: logger)
         var local = settings.localDocument()

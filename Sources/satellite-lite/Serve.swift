@@ -46,6 +46,8 @@ struct Serve: ConfigOnlyCommand {
         // Discovery announces this listener to the site's peers while it serves.
         if let network = try settings.peerNetwork(logger: logger) {
             server.api.metrics.addProvider { network.metricsText() }
+            // A proxied miss asks the site's peers before the upstream.
+            proxy.usePeers(network)
         }
         let watchdog = SystemdNotifier.ready(status: "serving on \(settings.config.registry.listen)", logger: logger) {
             await server.isResponsive(timeout: .nanoseconds($0))

@@ -27,5 +27,15 @@ extension EndToEnd {
         @Test func proxySettingsFollowSIGHUP() throws {
             try EndToEnd.run("proxy_reload.sh", [TestEnvironment.binary])
         }
+
+        /// The proxy takes misses from the site's peers before the WAN (network namespaces, a
+        /// tbf WAN whose bytes tc counts): a skopeo pull of what a peer holds moves only the
+        /// manifest over the WAN; two proxies pulling one image fetch it from the WAN once (one
+        /// fetches, the other follows); outside the window what a peer holds is served (0 WAN
+        /// bytes); a peer killed mid-blob costs no byte twice; a lying peer is caught and the
+        /// client gets the right bytes.
+        @Test func missesComeFromThePeersBeforeTheWAN() throws {
+            try EndToEnd.run("wan_proxy_peers.sh", [TestEnvironment.binary], timeout: 90)
+        }
     }
 }

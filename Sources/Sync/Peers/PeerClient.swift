@@ -26,6 +26,8 @@ final class PeerClient: Sendable {
         var syncing: Bool
         /// How long the answer took (ns): the race between peers that hold the blob.
         var elapsed: Int64
+        /// The blob's size, from a peer that holds it verified (its `Content-Length`).
+        var size: Int64? = nil
     }
 
     /// The peer fetched less than it should or lied: how a GET ended.
@@ -123,7 +125,9 @@ final class PeerClient: Sendable {
         case (404, _): holding = .absent
         default: return nil  // 401 (another site's secret) or garbage: not a peer of ours
         }
-        return Probe(url: url, holding: holding, syncing: syncing, elapsed: MonotonicClock.now() - started)
+        var probe = Probe(url: url, holding: holding, syncing: syncing, elapsed: MonotonicClock.now() - started)
+        if holding == .complete { probe.size = response.header("content-length").flatMap { Int64($0) }.flatMap { $0 >= 0 ? $0 : nil } }
+        return probe
     }
 
     /// Streams `digest` from a peer into `ingest` from its offset, following a download in

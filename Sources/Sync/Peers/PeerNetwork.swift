@@ -38,6 +38,49 @@ public final class PeerNetwork: Sendable {
     /// Bytes received from peers so far (LAN).
     public var bytesReceived: Int64 { client.bytesReceived }
 
+    /// The digest the live peers' syncs hold for `repository:tag` (`/peer/v1/tags/`), asked in
+    /// parallel; when they disagree (one synced an older update), the digest most of them
+    /// hold, ties broken by the digest's text so every satellite picks the same. Nil when
+    /// none holds the tag.
+    func tagDigest(_ repository: RepositoryName, tag: String) async -> Digest? {
+        let candidates = peers.live()
+        guard !candidates.isEmpty else { return nil }
+        let answers = await withTaskGroup(of: Digest?.self) { group in
+            for url in candidates {
+                group.addTask { [client] in await client.tagDigest(url, repository: repository, tag: tag) }
+            }
+            var found: [Digest: Int] = [:]
+            for await digest in group {
+                if let digest { found[digest, default: 0] += 1 }
+            }
+            return found
+        }
+        return answers.max { a, b in a.value != b.value ? a.value < b.value : a.key.description > b.key.description }?.key
+    }
+
+    /// What the live peers that are not liars for `digest` say about it, asked in parallel;
+    /// a peer that does not answer is marked down, one that answers up.
+    func probe(_ digest: Digest, logger: Logger) async -> [PeerClient.Probe] {
+        let candidates = peers.live().filter { !peers.isLiar($0, for: digest) }
+        guard !candidates.isEmpty else { return [] }
+        return await withTaskGroup(of: (String, PeerClient.Probe?).self) { group in
+            for url in candidates {
+                group.addTask { [client] in (url, await client.probe(url, digest: digest)) }
+            }
+            var results: [PeerClient.Probe] = []
+            for await (url, probe) in group {
+                if let probe {
+                    peers.markUp(url)
+                    results.append(probe)
+                } else {
+                    logger.info("peer does not answer", metadata: ["peer": "\(url)"])
+                    peers.markDown(url)
+                }
+            }
+            return results
+        }
+    }
+
     /// Prometheus text for `/metrics`: the peers known and answering, the bytes taken from them.
     public func metricsText() -> String {
         func metric(_ name: String, _ type: String, _ help: String, _ value: Int64) -> String {

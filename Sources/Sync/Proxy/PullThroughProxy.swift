@@ -64,6 +64,12 @@ public final class PullThroughProxy: PullThrough {
         let coalesced = Atomic<Int64>(0)
         let failures = Atomic<Int64>(0)
         let transfers = Atomic<Int64>(0)
+        /// Blob bytes taken from the site's peers (LAN).
+        let peerBytes = Atomic<Int64>(0)
+        /// Peers caught sending bytes that did not hash to the blob.
+        let liars = Atomic<Int64>(0)
+        /// Misses answered from the peers while the WAN was closed or the upstream failed.
+        let peerServed = Atomic<Int64>(0)
     }
 
     /// What a reload replaces (``update(configuration:policy:upstream:mirrors:)``): the
@@ -92,6 +98,8 @@ public final class PullThroughProxy: PullThrough {
     private let current: Mutex<Generation>
     private let state = Mutex(State())
     private let counters = Counters()
+    /// The site's peers, asked before the upstream on a miss (``usePeers(_:)``).
+    private let network = Mutex<PeerNetwork?>(nil)
 
     public var configuration: Configuration { generation.configuration }
     private var generation: Generation { current.withLock { $0 } }
@@ -161,6 +169,15 @@ public final class PullThroughProxy: PullThrough {
         defer { release(generation) }
         return try await body(generation)
     }
+
+    /// Asks the site's peers (`peers`, the process's one network) before the upstream on a
+    /// miss: blobs by digest, and manifests by digest when the WAN is closed or the upstream
+    /// fails (docs/proxy.md, "Peers").
+    public func usePeers(_ network: PeerNetwork?) {
+        self.network.withLock { $0 = network }
+    }
+
+    private var peers: PeerNetwork? { network.withLock { $0 } }
 
     // MARK: Routing
 
@@ -247,6 +264,8 @@ public final class PullThroughProxy: PullThrough {
         }
         counters.misses.wrappingAdd(1, ordering: .relaxed)
         let content: ImagePublisher.ManifestContent
+        // Resolved by the peers: the upstream is asked again at the next pull.
+        var fromPeers = false
         do {
             content = try await client.manifest(route.remote, reference: reference)
         } catch let error as SyncError {
@@ -254,8 +273,13 @@ public final class PullThroughProxy: PullThrough {
                 markChecked(route, tag)
                 return
             }
-            counters.failures.wrappingAdd(1, ordering: .relaxed)
-            throw Self.map(error)
+            // The WAN is closed or the link is down: a peer of the site may hold it.
+            guard error.kind == .link || error.kind == .deferred, let found = await peerManifest(route, reference: reference) else {
+                counters.failures.wrappingAdd(1, ordering: .relaxed)
+                throw Self.map(error)
+            }
+            content = found
+            fromPeers = true
         }
         let manifest = content.manifest
         state.withLock { state in
@@ -272,8 +296,45 @@ public final class PullThroughProxy: PullThrough {
         } catch {
             throw PullThroughError(.unavailable, "cannot store manifest \(route.local)@\(content.digest): \(error)")
         }
-        if let tag { markChecked(route, tag) }
-        logger.info("proxied manifest", metadata: ["image": "\(route.local)", "reference": "\(reference)", "digest": "\(content.digest)"])
+        if let tag, !fromPeers { markChecked(route, tag) }
+        logger.info(
+            "proxied manifest",
+            metadata: [
+                "image": "\(route.local)", "reference": "\(reference)", "digest": "\(content.digest)", "from": "\(fromPeers ? "peers" : "upstream")",
+            ])
+    }
+
+    /// A manifest from the site's peers, for when the upstream cannot answer: by digest from
+    /// the first live peer that sends bytes hashing to it (one that sends other bytes is a
+    /// liar for it); a tag through the digest the peers' syncs hold for it (the site's
+    /// desired state, `/peer/v1/tags/`: tags of the proxy's cache are never a peer's answer),
+    /// the one most of them hold (``PeerNetwork/tagDigest(_:tag:)``). Nil when no peer has it.
+    private func peerManifest(_ route: PullThroughRoute, reference: Reference) async -> ImagePublisher.ManifestContent? {
+        guard let network = peers else { return nil }
+        let candidates = network.peers.live()
+        guard !candidates.isEmpty else { return nil }
+        let digest: Digest
+        switch reference {
+        case .digest(let pinned):
+            digest = pinned
+        case .tag(let tag):
+            guard let chosen = await network.tagDigest(route.local, tag: tag) else { return nil }
+            logger.info("proxied tag resolved by the peers", metadata: ["image": "\(route.local):\(tag)", "digest": "\(chosen)"])
+            digest = chosen
+        }
+        for url in candidates where !network.peers.isLiar(url, for: digest) {
+            do {
+                if let found = try await network.client.manifest(url, digest: digest) {
+                    counters.peerServed.wrappingAdd(1, ordering: .relaxed)
+                    return found
+                }
+            } catch {
+                logger.warning("peer sent a manifest that does not match its digest", metadata: ["peer": "\(url)", "error": "\(error)"])
+                network.peers.markLiar(url, for: digest)
+                counters.liars.wrappingAdd(1, ordering: .relaxed)
+            }
+        }
+        return nil
     }
 
     public func referrers(_ route: PullThroughRoute, of digest: Digest) async throws -> [UInt8]? {
@@ -295,6 +356,14 @@ public final class PullThroughProxy: PullThrough {
                     "/v2/\(route.remote)/blobs/\(digest)", scope: "repository:\(route.remote):pull", method: "HEAD", limit: 0)
             }
         } catch let error as SyncError {
+            // The WAN is closed or the link is down: a peer that holds the blob verified says
+            // its size (its bytes are checked against the digest like any).
+            if error.kind == .link || error.kind == .deferred, let network = peers,
+                let size = await network.probe(digest, logger: logger).compactMap(\.size).first
+            {
+                state.withLock { $0.sizes["\(route.local)@\(digest)"] = size }
+                return size
+            }
             throw Self.map(error)
         }
         switch answer.status {
@@ -340,12 +409,17 @@ public final class PullThroughProxy: PullThrough {
         }
         let client = try self.client(route, generation)
         // Outside the window or budget the client gets a 503 with Retry-After now, not a
-        // transfer that stops at its first byte.
+        // transfer that stops at its first byte; unless a peer of the site holds the blob or
+        // fetches it: then the transfer takes it from the peer, over the LAN.
+        let network = peers
         if let gate = client.gate {
             do {
                 try gate.check()
             } catch let error as SyncError {
-                throw Self.map(error, now: gate.clock.now())
+                guard let network, ProxiedBlobSource.choose(await network.probe(digest, logger: logger), excluding: []) != nil
+                else { throw Self.map(error, now: gate.clock.now()) }
+                counters.peerServed.wrappingAdd(1, ordering: .relaxed)
+                logger.info("WAN closed: proxied blob from the site's peers", metadata: ["blob": "\(digest)", "repository": "\(route.local)"])
             }
         }
         let (blob, started) = state.withLock { state -> (GrowingBlob, Bool) in
@@ -363,7 +437,7 @@ public final class PullThroughProxy: PullThrough {
         handedOver = true
         let task = Task.detached { [self] in
             defer { release(generation) }
-            await self.run(blob, route: route, client: client, transferTimeout: configuration.transferTimeout)
+            await self.run(blob, route: route, client: client, network: network, transferTimeout: configuration.transferTimeout)
         }
         state.withLock { $0.transfers[digest]?.task = task }
         if !configuration.continueUnwatched {
@@ -383,11 +457,15 @@ public final class PullThroughProxy: PullThrough {
 
     /// One proxied transfer: the sync's retry, resume and commit loop, its progress fed to
     /// the clients that follow the file.
-    private func run(_ blob: GrowingBlob, route: PullThroughRoute, client: UpstreamClient, transferTimeout: Int64) async {
+    private func run(_ blob: GrowingBlob, route: PullThroughRoute, client: UpstreamClient, network: PeerNetwork?, transferTimeout: Int64) async {
         let digest = blob.digest
-        let seen = Atomic<Int64>(-1)
-        let counters = self.counters
-        let transfer = BlobTransfer(source: client, store: store)
+        // The site's peers first, then the upstream; its clients see a peer's bytes only once
+        // the blob is verified (``ProxiedBlobSource/releasable``).
+        let source = ProxiedBlobSource(upstream: client, network: network, store: store, counters: counters, logger: logger)
+        let transfer = BlobTransfer(source: source, store: store)
+        // The source shows the download as following while it takes the blob from a peer,
+        // until the commit (a peer must not take it for a source): cleared here after it.
+        defer { if source.asked { store.setFollowing(digest, false) } }
         do {
             // No checkpoint fsync while clients wait: on a disk slower than the link each one
             // stalled the transfer (and every client) until the disk caught up. A link cut
@@ -399,9 +477,7 @@ public final class PullThroughProxy: PullThrough {
                 digest, size: blob.size, repository: route.remote, deadline: MonotonicClock.now() + transferTimeout,
                 checkpointInterval: .max, following: blob
             ) { offset in
-                let previous = seen.exchange(offset, ordering: .relaxed)
-                if previous >= 0, offset > previous { counters.bytes.wrappingAdd(offset - previous, ordering: .relaxed) }
-                blob.advance(to: offset)
+                blob.advance(to: min(offset, source.releasable))
             }
             try store.linkBlob(digest, into: route.local)
             blob.finish()
@@ -440,10 +516,15 @@ public final class PullThroughProxy: PullThrough {
         let running = state.withLock { $0.transfers.count }
         return counter("satellite_proxy_hits_total", "Pulls of proxied repositories answered from the store.", counters.hits.load(ordering: .relaxed))
             + counter("satellite_proxy_misses_total", "Manifests and blobs fetched from an upstream on a miss.", counters.misses.load(ordering: .relaxed))
-            + counter("satellite_proxy_fetched_bytes_total", "Blob bytes the proxy fetched from upstreams.", counters.bytes.load(ordering: .relaxed))
+            + counter("satellite_proxy_fetched_bytes_total", "Blob bytes the proxy fetched from upstreams (WAN).", counters.bytes.load(ordering: .relaxed))
             + counter("satellite_proxy_coalesced_waiters_total", "Clients that joined a proxied transfer already running.", counters.coalesced.load(ordering: .relaxed))
             + counter("satellite_proxy_failures_total", "Proxied fetches that failed.", counters.failures.load(ordering: .relaxed))
             + counter("satellite_proxy_transfers_total", "Upstream blob transfers the proxy started.", counters.transfers.load(ordering: .relaxed))
+            + counter("satellite_proxy_peer_bytes_total", "Blob bytes the proxy took from the site's peers (LAN).", counters.peerBytes.load(ordering: .relaxed))
+            + counter(
+                "satellite_proxy_peer_served_total", "Misses the upstream could not answer (WAN closed, link down) that the site's peers served.",
+                counters.peerServed.load(ordering: .relaxed))
+            + counter("satellite_proxy_peer_liars_total", "Peers caught sending proxied content that did not match its digest.", counters.liars.load(ordering: .relaxed))
             + "# HELP satellite_proxy_transfers_running Proxied blob transfers in progress.\n# TYPE satellite_proxy_transfers_running gauge\nsatellite_proxy_transfers_running \(running)\n"
     }
 }
