@@ -14,7 +14,9 @@ import Synchronization
 /// - else a peer that fetches it from its own source: follow its growing file, the one
 ///   that has most of it (this store then shows as `following` to the peers, never as
 ///   `fetching`: following a follower could make two satellites wait on each other);
-/// - else the upstream, at the ingest's offset.
+/// - else the upstream, at the ingest's offset, once this satellite won the claim on the
+///   blob (``PeerNetwork/claim(_:store:excluding:)``); a satellite that won it fetches it
+///   and this one follows it.
 /// A peer that dies or cuts mid-blob costs a re-probe; the next peer or the upstream continues
 /// at the same offset. Bytes that do not hash to the digest once all are there make every
 /// peer that contributed a liar for the blob; the ingest starts over and the blob comes from
@@ -38,8 +40,6 @@ final class ProxiedBlobSource: ContentSource {
         var refused: Set<String> = []
         /// The lowest offset written by a peer since the ingest last started over.
         var peerFrom: Int64?
-        /// Whether the second look before the upstream was taken (``rival(_:_:offset:excluding:)``).
-        var confirmed = false
         /// Whether the first attempt was made (the ingest's state then is the partial file's).
         var started = false
         /// The ingest resumed a partial file of an earlier transfer, whose bytes may have come
@@ -102,6 +102,10 @@ final class ProxiedBlobSource: ContentSource {
                 state.peerFrom = 0
             }
         }
+        // A claim counts for this attempt only (BlobStore's claims).
+        defer { store.endClaim(digest) }
+        // Since when this proxy yields its claims to peers that do not show as a source.
+        var yieldingSince: Int64?
         while true {
             if Task.isCancelled { throw SyncError(.cancelled, "cancelled") }
             if ingest.offset >= size {
@@ -111,24 +115,42 @@ final class ProxiedBlobSource: ContentSource {
                 continue
             }
             let refused = state.withLock { $0.refused }
-            var choice = Self.choose(await network.probe(digest, logger: logger), excluding: refused)
+            let choice = Self.choose(await network.probe(digest, logger: logger), excluding: refused)
             if choice == nil {
-                store.setFollowing(digest, false)
-                // Two proxies (or a proxy and a sync) that missed the same blob at the same
-                // moment both saw nobody fetching it. Now that this one shows as fetching, look
-                // once more: whichever looks second sees the other and follows it.
-                if !state.withLock({ $0.confirmed }) {
-                    state.withLock { $0.confirmed = true }
-                    choice = await rival(digest, network, offset: ingest.offset, excluding: refused)
+                // Nobody holds or fetches it: claim it (PeerNetwork.claim), so that two proxies,
+                // or a proxy and a sync, that missed it at the same moment fetch it once.
+                if await network.claim(digest, store: store, excluding: refused) {
+                    yieldingSince = nil
+                } else if let since = yieldingSince, MonotonicClock.now() - since > PeeredSource.maxYield {
+                    logger.warning("a peer claimed the blob but never served it: fetching it", metadata: ["blob": "\(digest)"])
+                } else {
+                    if yieldingSince == nil { yieldingSince = MonotonicClock.now() }
+                    try await sleep(Self.pollInterval)
+                    continue
                 }
+                store.setFollowing(digest, false)
+            } else {
+                yieldingSince = nil
             }
             guard let url = choice else {
                 try await fromUpstream(digest, size: size, repository: repository, into: ingest, progress: progress)
                 if ingest.offset == size, ingest.digest != digest, caught(digest, ingest, progress) { continue }
                 return
             }
+            store.endClaim(digest)
             store.setFollowing(digest, true)
             try await fromPeer(url, network, digest: digest, size: size, into: ingest, progress: progress)
+        }
+    }
+
+    /// How often a proxy that yielded its claim looks for the winner to show as a source.
+    static let pollInterval: Int64 = 250_000_000
+
+    private func sleep(_ nanoseconds: Int64) async throws {
+        do {
+            try await Task.sleep(nanoseconds: UInt64(nanoseconds))
+        } catch {
+            throw SyncError(.cancelled, "cancelled")
         }
     }
 
@@ -227,28 +249,6 @@ final class ProxiedBlobSource: ContentSource {
         try? ingest.reset()
         progress(ingest.offset)
         return true
-    }
-
-    /// A peer to follow instead of the upstream after all: one that holds `digest`, or
-    /// fetches it too and has more of it than `offset`, or as much and ranks ahead of this
-    /// satellite (rendezvous hashing, the same order on every satellite); nil: the upstream.
-    private func rival(_ digest: Digest, _ network: PeerNetwork, offset: Int64, excluding refused: Set<String>) async -> String? {
-        let usable = await network.probe(digest, logger: logger).filter { !refused.contains($0.url) }
-        if let holder = usable.first(where: { $0.holding == .complete }) { return holder.url }
-        let fetching = usable.compactMap { probe -> (url: String, offset: Int64)? in
-            if case .fetching(let theirs) = probe.holding { return (probe.url, theirs) }
-            return nil
-        }
-        let selfURL = network.peers.selfURL
-        let ranking = PeerSet.rank(fetching.map(\.url) + [selfURL], for: digest)
-        let mine = ranking.firstIndex(of: selfURL) ?? 0
-        let leader = fetching.first { peer in
-            peer.offset > offset || (peer.offset == offset && (ranking.firstIndex(of: peer.url) ?? ranking.count) < mine)
-        }
-        if let leader {
-            logger.debug("another satellite fetches the blob too: following it", metadata: ["blob": "\(digest)", "peer": "\(leader.url)"])
-        }
-        return leader?.url
     }
 
     /// The peer to take the blob from: the fastest of those that hold it verified, else the
