@@ -114,27 +114,13 @@ public final class PeeredSource: ContentSource {
         error.kind == .link || error.kind == .deferred
     }
 
-    /// The digest the peers' syncs hold for `repository:tag`: asked in parallel; when they
-    /// disagree (one synced an older update), the digest most of them hold, ties broken by
-    /// the digest's text so every satellite picks the same. Nil when none holds the tag.
+    /// The digest the peers' syncs hold for `repository:tag` once discovery had its time
+    /// (``PeerNetwork/tagDigest(_:tag:)``: the one most of them hold). Nil when none holds it.
     func peerTagDigest(_ repository: RepositoryName, tag: String) async -> Digest? {
         await network.settle()
-        let candidates = peers.live()
-        guard !candidates.isEmpty else { return nil }
-        let answers = await withTaskGroup(of: Digest?.self) { group in
-            for url in candidates {
-                group.addTask { [client] in await client.tagDigest(url, repository: repository, tag: tag) }
-            }
-            var found: [Digest: Int] = [:]
-            for await digest in group {
-                if let digest { found[digest, default: 0] += 1 }
-            }
-            return found
-        }
-        let chosen = answers.max { a, b in a.value != b.value ? a.value < b.value : a.key.description > b.key.description }?.key
+        let chosen = await network.tagDigest(repository, tag: tag)
         if let chosen {
-            logger.info(
-                "tag resolved by the peers", metadata: ["image": "\(repository):\(tag)", "digest": "\(chosen)", "peers": "\(answers.count == 1 ? "agree" : "disagree")"])
+            logger.info("tag resolved by the peers", metadata: ["image": "\(repository):\(tag)", "digest": "\(chosen)"])
         }
         return chosen
     }
@@ -298,27 +284,9 @@ public final class PeeredSource: ContentSource {
         decide(digest, await probe(digest), excluding: refused, since: started)
     }
 
-    /// What the live peers that are not liars for `digest` say about it, in parallel; a peer
-    /// that does not answer is marked down.
+    /// What the live peers that are not liars for `digest` say about it (``PeerNetwork/probe(_:logger:)``).
     private func probe(_ digest: Digest) async -> [PeerClient.Probe] {
-        let candidates = peers.live().filter { !peers.isLiar($0, for: digest) }
-        guard !candidates.isEmpty else { return [] }
-        return await withTaskGroup(of: (String, PeerClient.Probe?).self) { group in
-            for url in candidates {
-                group.addTask { [client] in (url, await client.probe(url, digest: digest)) }
-            }
-            var results: [PeerClient.Probe] = []
-            for await (url, probe) in group {
-                if let probe {
-                    peers.markUp(url)
-                    results.append(probe)
-                } else {
-                    logger.info("peer does not answer", metadata: ["peer": "\(url)"])
-                    peers.markDown(url)
-                }
-            }
-            return results
-        }
+        await network.probe(digest, logger: logger)
     }
 
     private func decide(_ digest: Digest, _ probes: [PeerClient.Probe], excluding refused: Set<String>, since started: Int64) -> Choice {
