@@ -83,6 +83,9 @@ final class ProxiedBlobSource: ContentSource {
     func fetchBlob(
         _ digest: Digest, size: Int64, repository: RepositoryName, into ingest: Ingest, progress: @escaping @Sendable (Int64) -> Void
     ) async throws {
+        // Right after a start, discovery gets its time to hear the peers (as the sync's first
+        // transfers do) instead of sending the first misses to the WAN.
+        await network?.settle()
         // A blob of unknown size cannot be followed (nor a peer's lie bounded): the upstream.
         guard let network, size > 0, !network.peers.known.isEmpty else {
             try await fromUpstream(digest, size: size, repository: repository, into: ingest, progress: progress)
