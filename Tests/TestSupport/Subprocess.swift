@@ -140,3 +140,41 @@ public enum Subprocess {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }
+
+extension Subprocess {
+    /// ``run(_:environment:timeout:)`` on a thread of its own: the calling task waits without
+    /// holding one of the cooperative pool's threads (two on a 2-core machine) for the
+    /// minutes an end-to-end script runs, which starved the unit suites running beside it.
+    public static func runOffPool(_ arguments: [String], environment: [String: String] = [:], timeout: Int = 600) async throws -> Result {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, any Error>) in
+            OwnThread.start {
+                continuation.resume(with: Swift.Result { try run(arguments, environment: environment, timeout: timeout) })
+            }
+        }
+    }
+}
+
+/// A detached POSIX thread for one blocking job.
+enum OwnThread {
+    private final class Job {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+
+    static func start(_ body: @escaping @Sendable () -> Void) {
+        let job = Unmanaged.passRetained(Job(body)).toOpaque()
+        var thread = pthread_t()
+        let started = pthread_create(
+            &thread, nil,
+            { raw in
+                if let raw { Unmanaged<Job>.fromOpaque(raw).takeRetainedValue().body() }
+                return nil
+            }, job)
+        if started == 0 {
+            pthread_detach(thread)
+        } else {
+            // No thread: run it here rather than never.
+            Unmanaged<Job>.fromOpaque(job).takeRetainedValue().body()
+        }
+    }
+}
