@@ -15,8 +15,11 @@ exits 1 if any case failed.
 import os
 import socket
 import sys
-import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import slotcheck  # noqa: E402
+from slotcheck import closed_within, slots_released  # noqa: E402
 
 HOST, PORT, PID = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 SECONDS = float(sys.argv[4])
@@ -60,22 +63,8 @@ def kept_alive():
     return s, data
 
 
-def closed_within(sock, seconds):
-    sock.settimeout(0.2)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if sock.recv(65536) == b"":
-                return True
-        except socket.timeout:
-            continue
-        except OSError:
-            return True
-    return False
-
-
 def open_fds():
-    return len(os.listdir(f"/proc/{PID}/fd"))
+    return slotcheck.open_fds(PID)
 
 
 def alive(case):
@@ -109,27 +98,7 @@ if MODE == "cut":
             bad(case, f"with every slot held a client got {extra}, expected 429 (or 200 once slots freed)")
     except Exception:  # noqa: BLE001 - an over-limit connection may be closed at once
         extra = "closed"
-    start = time.monotonic()
-    results = [None] * len(held)
-
-    def watch(i, sock):
-        results[i] = closed_within(sock, SECONDS + 8)
-
-    threads = [threading.Thread(target=watch, args=(i, s)) for i, s in enumerate(held)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    took = time.monotonic() - start
-    if not all(results):
-        bad(case, f"{results.count(False)} of {len(held)} idle kept-alive connections still open after {SECONDS + 8:.0f} s")
-    for s in held:
-        s.close()
-    time.sleep(0.5)
-    alive(case)
-    fds_after = open_fds()
-    if fds_after > fds_before + 2:
-        bad(case, f"server descriptors {fds_before} before, {fds_after} after: connections leaked")
+    took = slots_released(case, held, SECONDS + 8, "idle kept-alive connections", PID, fds_before, bad, alive)
     log(f"{len(held)} kept-alive idle clients (one more got {extra}) closed within {took:.1f} s (idle timeout {SECONDS:.0f} s)")
 
     CASES += 1

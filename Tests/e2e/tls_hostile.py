@@ -15,6 +15,10 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import slotcheck  # noqa: E402
+from slotcheck import closed_within, slots_released  # noqa: E402
+
 HOST, PORT, CA, PID = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 TIMEOUT = float(sys.argv[5])
 MAX_CONN = int(sys.argv[6])
@@ -76,7 +80,7 @@ def rss_kib(field="VmRSS"):
 
 
 def open_fds():
-    return len(os.listdir(f"/proc/{PID}/fd"))
+    return slotcheck.open_fds(PID)
 
 
 def client_hello():
@@ -88,21 +92,6 @@ def client_hello():
     except ssl.SSLWantReadError:
         pass
     return outgoing.read()
-
-
-def closed_within(sock, seconds):
-    """Whether the server closes `sock` (EOF or reset) within `seconds`."""
-    sock.settimeout(0.2)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if sock.recv(65536) == b"":
-                return True
-        except socket.timeout:
-            continue
-        except OSError:
-            return True
-    return False
 
 
 def reset_close(sock):
@@ -125,29 +114,8 @@ try:
         bad(case, f"with {MAX_CONN} idle connections a good client got {code}, expected 429 (slots full) or 200")
 except Exception:  # noqa: BLE001 - the server may close an over-limit connection at once
     pass
-start = time.monotonic()
-results = [None] * len(idle)
-
-
-def watch(i, sock):
-    results[i] = closed_within(sock, TIMEOUT + 4)
-
-
-threads = [threading.Thread(target=watch, args=(i, s)) for i, s in enumerate(idle)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-took = time.monotonic() - start
-if not all(results):
-    bad(case, f"{results.count(False)} of {len(idle)} idle connections still open after {TIMEOUT + 4:.0f} s")
-for s in idle:
-    s.close()
-time.sleep(0.5)
-alive(case)
+took = slots_released(case, idle, TIMEOUT + 4, "idle connections", PID, fds_before, bad, alive)
 fds_after = open_fds()
-if fds_after > fds_before + 2:
-    bad(case, f"server descriptors {fds_before} before, {fds_after} after: connections leaked")
 log(f"{len(idle)} idle connections closed {took:.1f} s after connecting (timeout {TIMEOUT:.0f} s); fds {fds_before} -> {fds_after}")
 
 # 2. A byte per 0.5 s of a ClientHello: the deadline counts from the connect, not from the
@@ -338,27 +306,7 @@ if IDLE:
             held.append(handshaken()[0])
     except Exception as error:  # noqa: BLE001
         bad(case, f"setting up {MAX_CONN} handshaken connections failed at {len(held)}: {error!r}")
-    start = time.monotonic()
-    results = [None] * len(held)
-
-    def watch_idle(i, sock):
-        results[i] = closed_within(sock, IDLE + 8)
-
-    threads = [threading.Thread(target=watch_idle, args=(i, s)) for i, s in enumerate(held)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    took = time.monotonic() - start
-    if not all(results):
-        bad(case, f"{results.count(False)} of {len(held)} handshaken idle connections still open after {IDLE + 8:.0f} s")
-    for s in held:
-        s.close()
-    time.sleep(0.5)
-    alive(case)
-    fds_after = open_fds()
-    if fds_after > fds_before + 2:
-        bad(case, f"server descriptors {fds_before} before, {fds_after} after: connections leaked")
+    took = slots_released(case, held, IDLE + 8, "handshaken idle connections", PID, fds_before, bad, alive)
     log(f"{len(held)} connections idle after the handshake closed within {took:.1f} s (idle timeout {IDLE:.0f} s)")
 
 print(f"cases {CASES} failed {len(FAILS)}")
