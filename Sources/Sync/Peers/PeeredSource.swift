@@ -59,6 +59,9 @@ public final class PeeredSource: ContentSource {
     /// blob (a winner that hangs before its first request) before it fetches the blob itself.
     static let maxYield: Int64 = 15_000_000_000
 
+    /// How often a peer's GET may fail without a byte before the peer is left out for a blob.
+    static let maxStrikes = 3
+
     public var name: String { "peers+\(upstream.name)" }
 
     /// Every body byte received: the WAN's and the LAN's.
@@ -187,6 +190,8 @@ public final class PeeredSource: ContentSource {
         var refused: Set<String> = []
         // Since when this satellite yields its claims to peers that do not show as a source.
         var yieldingSince: Int64?
+        // GETs of a peer that failed without a byte: a race until it happened ``maxStrikes`` times.
+        var strikes: [String: Int] = [:]
         while true {
             if Task.isCancelled { throw SyncError(.cancelled, "cancelled") }
             if ingest.offset >= size {
@@ -243,7 +248,20 @@ public final class PeeredSource: ContentSource {
                         // Cut mid-blob (its own source failed, or it died): probe again and
                         // continue from here; without progress, leave it out for this blob.
                         logger.info("peer transfer cut", metadata: ["peer": "\(url)", "digest": "\(digest)", "error": "\(message)"])
-                        if ingest.offset == before { refused.insert(url) }
+                        if ingest.offset == before {
+                            // Often a race, not a refusal: the peer looked like a fetcher when
+                            // probed (its download claimed, its follow marker not yet set) and
+                            // follows or decides by the time the GET arrives. Left out for good
+                            // only after it happened thrice: left out at once, it could not be
+                            // followed when it did fetch the blob, and this satellite would
+                            // fetch the blob from the WAN a second time.
+                            strikes[url, default: 0] += 1
+                            if strikes[url, default: 0] >= Self.maxStrikes {
+                                refused.insert(url)
+                            } else {
+                                try await sleep(pollInterval)
+                            }
+                        }
                     case .lie(let message):
                         logger.warning("peer sent too much", metadata: ["peer": "\(url)", "error": "\(message)"])
                         contributors.insert(url)
