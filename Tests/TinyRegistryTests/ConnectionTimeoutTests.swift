@@ -240,7 +240,9 @@ import TestSupport
         let pull = try await s.curl(["--limit-rate", "3M", "-o", out, "-w", "%{http_code} %{time_total}", "\(s.base)/v2/t/b/blobs/\(digest)"])
         let pulled = pull.output.split(separator: " ")
         #expect(pull.status == 0 && pulled.first == "200", "slow pull: \(pull)")
-        #expect((Double(pulled.last ?? "") ?? 0) >= 3, "the pull was not slow: \(pull)")
+        // The premise, not the finding: the server wrote for longer than the 1 s timeout. curl's
+        // --limit-rate averages and bursts (16 MiB at 3 MiB/s took 2.5 s once, on a loaded run).
+        #expect((Double(pulled.last ?? "") ?? 0) >= 1.5, "the pull was not slow: \(pull)")
         #expect(try await s.sh("cmp '\(blob)' '\(out)'").status == 0, "the slow pull was cut or changed")
         await s.stop()
     }
